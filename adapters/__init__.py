@@ -1,0 +1,1 @@
+"""I/O adapters: one technology per module. None reads the environment or connects at import."""

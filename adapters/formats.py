@@ -1,0 +1,94 @@
+"""Format sniffing from the bytes, and image dimensions from the header alone (CONTRACT 2.1)."""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+import pillow_heif
+from PIL import Image, UnidentifiedImageError
+
+pillow_heif.register_heif_opener()
+
+# Enough bytes to recognise every supported signature and an SVG root after an XML prolog.
+SNIFF_BYTES = 4096
+
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"}
+_HEIF_BRANDS = {b"mif1", b"msf1"}
+_MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash", b"MSNV"}
+_MOV_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
+_SVG_ROOT = re.compile(
+    rb"^\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*<svg[\s>]", re.DOTALL
+)
+
+
+def sniff(head: bytes) -> str | None:
+    """Return the format code (JPEG, PNG, GIF, WEBP, BMP, AVIF, HEIC, HEIF, MP4, MOV, SVG) or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:2] == b"BM" and len(head) >= 26:
+        return "BMP"
+    if head[4:8] == b"ftyp":
+        return _iso_bmff(head)
+    if head[4:8] in _MOV_ATOMS:
+        return "MOV"
+    if _SVG_ROOT.match(head.removeprefix(b"\xef\xbb\xbf")):
+        return "SVG"
+    return None
+
+
+def _iso_bmff(head: bytes) -> str | None:
+    box_size = int.from_bytes(head[0:4], "big")
+    major = head[8:12]
+    brands = {major} | {head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
+    if major in _AVIF_BRANDS or (major in _HEIF_BRANDS and brands & _AVIF_BRANDS):
+        return "AVIF"
+    if major in _HEIC_BRANDS:
+        return "HEIC"
+    if major in _HEIF_BRANDS:
+        return "HEIC" if brands & _HEIC_BRANDS else "HEIF"
+    if major == b"qt  ":
+        return "MOV"
+    if major in _MP4_BRANDS or major.startswith(b"3g"):
+        return "MP4"
+    return None
+
+
+PIXEL_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "AVIF", "HEIC", "HEIF"})
+
+
+class TooManyPixels(Exception):
+    """The image's width x height is over the limit."""
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    """Pixel size read from a header."""
+
+    width: int
+    height: int
+
+
+def read_dimensions(data: bytes, max_pixels: int) -> Dimensions:
+    """Read width and height without decoding pixels; raise TooManyPixels or ValueError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise TooManyPixels(str(exc)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"unreadable image header: {exc}") from None
+    if width * height > max_pixels:
+        raise TooManyPixels(f"{width}x{height} is over {max_pixels} pixels")
+    return Dimensions(width, height)

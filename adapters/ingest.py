@@ -1,0 +1,167 @@
+"""Accepting uploads, shared by the HTTP API and the upload-command agent.
+
+Order of the write path (issue 3): validate every file first; write each original to its key
+and fsync; then ONE transaction records images, storage rows, history and outbox rows. If the
+transaction fails the files are removed; a crash between the two leaves files without rows,
+which the orphan sweep removes. A row therefore never exists without its file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import structlog
+
+from adapters import formats
+from adapters.storage import FileStore
+from adapters.webp import ConversionFailed, StoredResult, convert_and_store
+from core import errors, uploads
+from core.images import Image
+from core.ports import UnitOfWork
+from core.references import ReferenceData
+from core.services import SyncResult, record_uploads
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """One file of an upload, read whole (a part is stopped at the per-file limit before this)."""
+
+    file_name: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """A file that passed every check, with what its bytes are."""
+
+    file: IncomingFile
+    format: str
+    width: int
+    height: int
+
+
+def inspect(file: IncomingFile, data: ReferenceData, settings: Settings) -> Inspected:
+    """Apply the CONTRACT 2.1 checks to one file; raise the matching DomainError."""
+    uploads.extension_of(file.file_name, data)
+    if not file.data:
+        raise errors.ValidationError("file is empty")
+    if len(file.data) > settings.max_file_bytes:
+        raise errors.FileTooLarge(f"file is over {settings.max_file_bytes} bytes")
+    kind = formats.sniff(file.data[: formats.SNIFF_BYTES])
+    if kind is None:
+        raise errors.InvalidFileContent("the bytes are not a file of any supported format")
+    width = height = 0
+    if kind in formats.PIXEL_FORMATS:
+        try:
+            dims = formats.read_dimensions(file.data, settings.max_image_pixels)
+        except formats.TooManyPixels as exc:
+            raise errors.ImageDimensionsExceeded(str(exc)) from None
+        except ValueError as exc:
+            raise errors.InvalidFileContent(str(exc)) from None
+        width, height = dims.width, dims.height
+    return Inspected(file, kind, width, height)
+
+
+async def ingest(
+    files: Sequence[IncomingFile],
+    *,
+    uploader_id: str | None,
+    category: str | None,
+    reference_data: ReferenceData,
+    settings: Settings,
+    store: FileStore,
+    uow: UnitOfWork,
+    converter: Executor | None = None,
+    image_ids: Sequence[str] | None = None,
+    now: datetime | None = None,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> list[Image]:
+    """Validate, store and record an upload; with `converter`, convert before answering (sync)."""
+    uploader = uploads.require_uploader(uploader_id)
+    rule = uploads.require_category(category, reference_data)
+    if not files:
+        raise errors.ValidationError("no file")
+    checked = [inspect(f, reference_data, settings) for f in files]
+    at = now or datetime.now(UTC)
+    ids = list(image_ids) if image_ids is not None else [new_id() for _ in checked]
+    originals = [
+        uploads.StoredOriginal(
+            image_id=image_id,
+            category=rule.code,
+            uploader_id=uploader,
+            origin_key=uploads.original_key(rule.code, at, image_id, c.format),
+            origin_format=c.format,
+            origin_size=len(c.file.data),
+            width=c.width,
+            height=c.height,
+        )
+        for image_id, c in zip(ids, checked, strict=True)
+    ]
+    written: list[str] = []
+    try:
+        converted = None
+        if converter is not None:
+            converted = await _convert_all(checked, originals, at, settings, converter, written)
+        if converter is None or settings.keep_originals:
+            for original, c in zip(originals, checked, strict=True):
+                assert original.origin_key is not None
+                await asyncio.to_thread(store.write, original.origin_key, c.file.data)
+                written.append(original.origin_key)
+        if converted is not None and not settings.keep_originals:
+            originals = [_without_origin(o) for o in originals]
+        return await record_uploads(
+            uow, originals, base_url=settings.base_url, now=at, new_id=new_id, converted=converted
+        )
+    except BaseException:
+        # Nothing half-written: no file stays behind a failed request.
+        for key in written:
+            await asyncio.to_thread(store.remove, key)
+        raise
+
+
+def _without_origin(original: uploads.StoredOriginal) -> uploads.StoredOriginal:
+    return replace(original, origin_key=None)
+
+
+async def _convert_all(
+    checked: Sequence[Inspected],
+    originals: Sequence[uploads.StoredOriginal],
+    at: datetime,
+    settings: Settings,
+    converter: Executor,
+    written: list[str],
+) -> list[SyncResult]:
+    loop = asyncio.get_running_loop()
+    futures = [
+        loop.run_in_executor(
+            converter,
+            convert_and_store,
+            settings.upload_dir,
+            c.file.data,
+            _stem(o, at),
+            settings.max_image_pixels,
+        )
+        for c, o in zip(checked, originals, strict=True)
+    ]
+    results: list[StoredResult | BaseException] = await asyncio.gather(*futures, return_exceptions=True)
+    written.extend(r.key for r in results if isinstance(r, StoredResult))
+    for r in results:
+        if isinstance(r, ConversionFailed):
+            if "dimensions" in str(r):
+                raise errors.ImageDimensionsExceeded(str(r))
+            raise errors.InvalidFileContent(str(r))
+        if isinstance(r, BaseException):
+            raise r
+    return [SyncResult(r.key, r.format, r.size) for r in results if isinstance(r, StoredResult)]
+
+
+def _stem(original: uploads.StoredOriginal, at: datetime) -> str:
+    return uploads.image_key(original.category, at, original.image_id, uploads.WEBP).removesuffix(".webp")

@@ -1,0 +1,140 @@
+"""MariaDB through aiomysql: the pool, schema application, and the unit of work.
+
+The unit of work is the heart of the transactional outbox: the repositories and the outbox
+writer share its one connection, so a state change and the event announcing it commit together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiomysql
+import pymysql
+
+from adapters.repositories import MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents
+from core.settings import DbDsn
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+# MariaDB errors after which the whole transaction may simply be run again.
+RETRYABLE_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Tell whether a failed transaction can be retried as a whole (deadlock, lock timeout)."""
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in RETRYABLE_ERRORS
+
+
+def connect_kwargs(dsn: DbDsn) -> dict[str, Any]:
+    """Return aiomysql connection arguments for a DSN."""
+    return {
+        "host": dsn.host,
+        "port": dsn.port,
+        "user": dsn.user,
+        "password": dsn.password,
+        "db": dsn.database,
+        "charset": "utf8mb4",
+        "autocommit": True,
+        "connect_timeout": 5,
+        # Timestamps are written as UTC; make NOW() agree.
+        "init_command": "SET time_zone = '+00:00'",
+    }
+
+
+async def create_pool(dsn: DbDsn, *, size: int) -> aiomysql.Pool:
+    """Open a pool; connections are autocommit until a unit of work BEGINs."""
+    return await aiomysql.create_pool(minsize=1, maxsize=size, pool_recycle=3600, **connect_kwargs(dsn))
+
+
+def schema_statements(sql: str) -> list[str]:
+    """Split schema.sql into statements (no statement of ours contains `;` at a line end)."""
+    without_comments = re.sub(r"^\s*--.*$", "", sql, flags=re.MULTILINE)
+    return [s.strip() for s in re.split(r";\s*$", without_comments, flags=re.MULTILINE) if s.strip()]
+
+
+async def apply_schema(dsn: DbDsn, path: Path = SCHEMA_PATH) -> None:
+    """Create the database if needed and apply schema.sql (re-runnable, keeps data)."""
+    server = connect_kwargs(dsn) | {"db": None}
+    conn = await aiomysql.connect(**server)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{_identifier(dsn.database)}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+            await cur.execute(f"USE `{_identifier(dsn.database)}`")
+            for statement in schema_statements(await asyncio.to_thread(path.read_text, encoding="utf-8")):
+                await cur.execute(statement)
+    finally:
+        conn.close()
+
+
+async def drop_database(dsn: DbDsn) -> None:
+    """Drop the DSN's database (tests only)."""
+    conn = await aiomysql.connect(**(connect_kwargs(dsn) | {"db": None}))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"DROP DATABASE IF EXISTS `{_identifier(dsn.database)}`")
+    finally:
+        conn.close()
+
+
+def _identifier(name: str) -> str:
+    # The database name is an identifier, not a value: it cannot be a query parameter.
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ValueError(f"database name {name!r} must be [A-Za-z0-9_]+")
+    return name
+
+
+async def ping(pool: aiomysql.Pool) -> None:
+    """Run the validation query; raise when the database does not answer."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT 1")
+        await cur.fetchone()
+
+
+class MariaDbUnitOfWork:
+    """`async with uow:` takes a connection and BEGINs; it rolls back unless commit() was called."""
+
+    def __init__(self, pool: aiomysql.Pool) -> None:
+        self._pool = pool
+        self._conn: aiomysql.Connection | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._pool.acquire()
+        self._committed = False
+        try:
+            await self._conn.begin()
+        except BaseException:
+            self._pool.release(self._conn)
+            raise
+        cursor_source = self._conn
+        self.images = MariaDbImages(cursor_source)
+        self.outbox = MariaDbOutbox(cursor_source)
+        self.processed = MariaDbProcessedEvents(cursor_source)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if not self._committed:
+                await conn.rollback()
+        except Exception:
+            # A connection that cannot roll back is broken: drop it instead of reusing it.
+            conn.close()
+        finally:
+            self._pool.release(conn)
+
+    async def commit(self) -> None:
+        """Commit everything written through this unit of work."""
+        assert self._conn is not None, "commit() outside `async with`"
+        await self._conn.commit()
+        self._committed = True

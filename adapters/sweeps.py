@@ -1,0 +1,98 @@
+"""Fleet-wide clean-ups (CONTRACT section 6): expired FAILED/TEMP images and orphan files.
+
+Rows go first, then files: a crash in between leaves only files without rows, which the orphan
+sweep removes. The reverse order could leave rows without files. Every sweep is safe to run twice
+at once (a rebalance may briefly give two workers the leader role): deletes are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+
+import aiomysql
+import structlog
+
+from adapters.storage import TMP_SUFFIX, FileStore
+
+log = structlog.get_logger("sweeps")
+
+BATCH = 200
+EXPIRED = (
+    "SELECT i.image_id, s.storage_location, s.origin_location FROM images i"
+    " LEFT JOIN storage_objects s ON s.image_id = i.image_id"
+    " WHERE i.status = %s AND i.created_at < %s ORDER BY i.created_at LIMIT %s"
+)
+DELETE_IMAGE = "DELETE FROM images WHERE image_id = %s AND status = %s"
+KEYS_OF = "SELECT image_id, storage_location, origin_location FROM storage_objects WHERE image_id IN ({})"
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep removed."""
+
+    rows: int
+    files: int
+
+
+async def sweep_expired(
+    pool: aiomysql.Pool, store: FileStore, *, status: str, older_than: timedelta, progress: Progress | None = None
+) -> SweepReport:
+    """Delete images in `status` created before now - `older_than`: rows, then their files."""
+    cutoff = (datetime.now(UTC) - older_than).replace(tzinfo=None)
+    rows = files = 0
+    while True:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(EXPIRED, (status, cutoff, BATCH))
+            batch = await cur.fetchall()
+            for image_id, *_ in batch:
+                # status in the WHERE: an image converted meanwhile is not deleted.
+                rows += await cur.execute(DELETE_IMAGE, (image_id, status))
+        for _, *keys in batch:
+            for key in filter(None, keys):
+                files += await asyncio.to_thread(store.remove, key)
+        if progress:
+            progress(rows)
+        if len(batch) < BATCH:
+            break
+    log.info("sweep_finished", sweep=f"{status.lower()}_expired", rows=rows, files=files)
+    return SweepReport(rows, files)
+
+
+async def sweep_orphans(
+    pool: aiomysql.Pool, store: FileStore, *, older_than: timedelta, progress: Progress | None = None
+) -> SweepReport:
+    """Remove files older than `older_than` that no storage row names (and stale temp files)."""
+    keys = await asyncio.to_thread(lambda: list(store.walk(older_than_s=older_than.total_seconds())))
+    removed = 0
+    for start in range(0, len(keys), BATCH):
+        chunk = keys[start : start + BATCH]
+        referenced = await _referenced(pool, chunk)
+        for key in chunk:
+            if key not in referenced and not PurePosixPath(key).name.startswith(".health-"):
+                removed += await asyncio.to_thread(store.remove, key)
+        if progress:
+            progress(start + len(chunk))
+    log.info("sweep_finished", sweep="orphan_files", scanned=len(keys), files=removed)
+    return SweepReport(0, removed)
+
+
+async def _referenced(pool: aiomysql.Pool, keys: list[str]) -> set[str]:
+    ids = {_image_id(k) for k in keys} - {None}
+    if not ids:
+        return set()
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(KEYS_OF.format(", ".join(["%s"] * len(ids))), sorted(ids))
+        return {k for _, *pair in await cur.fetchall() for k in pair if k}
+
+
+def _image_id(key: str) -> str | None:
+    name = PurePosixPath(key).name
+    if name.endswith(TMP_SUFFIX):
+        return None  # an interrupted write: never referenced
+    return name.split(".", 1)[0] or None

@@ -1,0 +1,1 @@
+"""aiohttp ingress: uploads, confirms, reads and health (CONTRACT section 2)."""

@@ -1,0 +1,70 @@
+"""The aiohttp application factory: routes, middleware and the lifetimes of shared objects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from adapters import mariadb
+from adapters.converter import create_converter
+from adapters.reference_cache import ReferenceCache
+from adapters.storage import FileStore
+from api import confirm, health, images, keys, openapi, uploads
+from api.errors import error_middleware
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the app; pools open on startup and close on cleanup."""
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[error_middleware()])
+    app[keys.SETTINGS] = settings
+    Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
+    app[keys.STORE] = FileStore(settings.upload_dir)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_converter)
+    add_routes(app, settings)
+    return app
+
+
+def add_routes(app: web.Application, settings: Settings) -> None:
+    """Register every route (the OpenAPI test checks each one is documented)."""
+    app.router.add_post("/api/images", uploads.upload)
+    app.router.add_get("/api/v1/images/{image_id}", images.get_image)
+    app.router.add_post("/api/v1/images/confirm", confirm.confirm_batch)
+    app.router.add_post("/api/v1/images/confirm/{reference_id}", confirm.confirm_single)
+    app.router.add_get("/metrics", images.metrics)
+    app.router.add_get("/openapi.json", openapi.openapi)
+    app.router.add_get("/health", health.simple_health)
+    app.router.add_get("/actuator/health", health.actuator_health)
+    app.router.add_get("/api/v1/enums/extensions", health.extensions)
+    app.router.add_get("/api/v1/enums/referenceType", health.reference_types)
+    if settings.serve_images:
+        app.router.add_static("/images/", Path(settings.upload_dir), follow_symlinks=False)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    pool = await mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size)
+    app[keys.POOL] = pool
+    cache = ReferenceCache(pool)
+    await cache.reload()
+    app[keys.REFERENCES] = cache
+    log.info("database_pool_opened", dsn=str(settings.db_dsn))
+    yield
+    pool.close()
+    await pool.wait_closed()
+    log.info("database_pool_closed")
+
+
+async def _converter(app: web.Application) -> AsyncIterator[None]:
+    """The process pool of ?sync=true conversions (CPU-bound: never on the event loop)."""
+    settings = app[keys.SETTINGS]
+    executor = create_converter(settings)
+    app[keys.CONVERTER] = executor
+    yield
+    executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,113 @@
+"""Confirm endpoints (CONTRACT 2.2-2.4): parse, call one core service, answer 200 with no body."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from adapters.mariadb import MariaDbUnitOfWork, is_retryable
+from api import keys
+from core import errors, services
+
+
+async def confirm_single(request: web.Request) -> web.Response:
+    """`POST /api/v1/images/confirm/{referenceId}?imageId=X`; `imageId=""` deletes all."""
+    reference_id = request.match_info["reference_id"]
+    if "imageId" not in request.query:
+        raise errors.ValidationError("imageId is required")
+    image_id = request.query["imageId"]
+    reference_type = _reference_type(request, request.query.get("referenceType"))
+    if image_id == "":
+        await _run(
+            request,
+            lambda uow, now: services.delete_all(
+                uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=_new_id
+            ),
+        )
+    elif not image_id.strip():
+        raise errors.ValidationError("imageId must not be blank")
+    else:
+        await _confirm(request, reference_id, [image_id])
+    return web.Response(status=200)
+
+
+async def confirm_batch(request: web.Request) -> web.Response:
+    """`POST /api/v1/images/confirm` with `{"imageIds": [...], "referenceId": "..."}`; `[]` deletes all."""
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(reason="Content-Type must be application/json")
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise errors.ValidationError("malformed JSON body") from None
+    image_ids, reference_id = _batch_fields(body)
+    if not image_ids:
+        reference_type = _reference_type(request, body.get("referenceType"))
+        await _run(
+            request,
+            lambda uow, now: services.delete_all(
+                uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=_new_id
+            ),
+        )
+    else:
+        await _confirm(request, reference_id, image_ids)
+    return web.Response(status=200)
+
+
+def _batch_fields(body: Any) -> tuple[list[str], str]:
+    if not isinstance(body, dict):
+        raise errors.ValidationError("body must be a JSON object")
+    image_ids, reference_id = body.get("imageIds"), body.get("referenceId")
+    if not isinstance(image_ids, list) or not all(isinstance(i, str) for i in image_ids):
+        raise errors.ValidationError("imageIds must be a list of strings")
+    if not isinstance(reference_id, str) or not reference_id.strip():
+        raise errors.ValidationError("referenceId is required")
+    return image_ids, reference_id
+
+
+def _reference_type(request: web.Request, raw: Any) -> str | None:
+    """Optional scope of a delete-all; without it every type using the referenceId is cleared."""
+    if raw is None or raw == "":
+        return None
+    rule = request.app[keys.REFERENCES].data.rule_for(str(raw))
+    if rule is None:
+        raise errors.ReferenceTypeNotFound(f"unknown reference type {raw!r}")
+    return rule.code
+
+
+async def _confirm(request: web.Request, reference_id: str, image_ids: list[str]) -> None:
+    references = request.app[keys.REFERENCES].data
+    request["log_fields"] = {"reference_id": reference_id, "image_ids": image_ids}
+    await _run(
+        request,
+        lambda uow, now: services.confirm_images(
+            uow, reference_id=reference_id, image_ids=image_ids, references=references, now=now, new_id=_new_id
+        ),
+    )
+
+
+async def _run(
+    request: web.Request,
+    use_case: Callable[[MariaDbUnitOfWork, datetime], Awaitable[services.ConfirmResult]],
+) -> None:
+    """Run a confirm transaction, again from the start if MariaDB picked it as a deadlock victim."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(is_retryable),
+        stop=stop_after_attempt(5),
+        wait=wait_random_exponential(multiplier=0.01, max=0.2),
+        reraise=True,
+    ):
+        with attempt:
+            result = await use_case(MariaDbUnitOfWork(request.app[keys.POOL]), datetime.now(UTC))
+    fields = request.get("log_fields", {})
+    fields["events"] = [p.event for p in result.applied]
+    request["log_fields"] = fields
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())

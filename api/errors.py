@@ -1,0 +1,105 @@
+"""The one error middleware: every failure answers with the CONTRACT error body."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from core.errors import DomainError
+from core.events import iso
+
+log = structlog.get_logger("api.request")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATUS_OF_CODE: dict[str, int] = {
+    "VALIDATION_ERROR": 400,
+    "REFERENCE_TYPE_NOT_FOUND": 400,
+    "INVALID_FILE_NAME": 400,
+    "FILE_EXTENSION_NOT_FOUND": 400,
+    "INVALID_FILE_EXTENSION": 400,
+    "INVALID_FILE_CONTENT": 400,
+    "FILE_TOO_LARGE": 400,
+    "REQUEST_TOO_LARGE": 413,
+    "IMAGE_DIMENSIONS_EXCEEDED": 400,
+    "IMAGE_NOT_FOUND": 404,
+    "IMAGE_PROCESSING_IN_PROGRESS": 409,
+    "IMAGE_PROCESSING_FAILED": 500,
+    "INVALID_IMAGE_STATUS": 400,
+    "IMAGE_ALREADY_CONFIRMED": 400,
+    "NOT_ALLOWED_MULTIPLE_IMAGES": 400,
+    "IMAGE_COUNT_EXCEEDED": 400,
+    "INVALID_IMAGE_SEQUENCE": 400,
+    "INVALID_REFERENCE": 400,
+    "IMAGE_SAVE_FAILED": 500,
+    "INTERNAL_SERVER_ERROR": 500,
+}
+
+# aiohttp's own errors (unknown route, 405, 413, ...) by HTTP status.
+CODE_OF_STATUS: dict[int, str] = {
+    400: "VALIDATION_ERROR",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def dumps(obj: Any) -> str:
+    """Serialise JSON bodies with orjson (UTF-8 as is, so Korean names stay readable)."""
+    return orjson.dumps(obj).decode()
+
+
+def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    """Return the CONTRACT section 2 error body."""
+    body: dict[str, Any] = {
+        "timestamp": iso(datetime.now(UTC)),
+        "status": status,
+        "code": code,
+        "message": message,
+        "path": request.path,
+    }
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Build the middleware: bind the request id, map errors, log one line per request."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        structlog.contextvars.clear_contextvars()
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        response: web.StreamResponse
+        try:
+            response = await handler(request)
+        except DomainError as exc:
+            response = error_response(request, STATUS_OF_CODE.get(exc.code, 400), exc.code, exc.message)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = CODE_OF_STATUS.get(exc.status, "HTTP_ERROR")
+            response = error_response(request, exc.status, code, exc.reason or code)
+        except Exception:
+            log.exception("request_failed", method=request.method, path=request.path)
+            response = error_response(request, 500, "INTERNAL_SERVER_ERROR", "Internal server error")
+        response.headers["X-Request-Id"] = request_id
+        log.info(
+            "request_handled",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            **request.get("log_fields", {}),
+        )
+        return response
+
+    return middleware

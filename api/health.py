@@ -1,0 +1,36 @@
+"""Health and reference-data reads: `/health`, `/actuator/health`, the two enum endpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from adapters import health
+from api import keys
+from api.errors import dumps
+
+
+async def simple_health(request: web.Request) -> web.Response:
+    """Answer `Server is up` whenever the process serves requests."""
+    return web.Response(text="Server is up", content_type="text/plain")
+
+
+async def actuator_health(request: web.Request) -> web.Response:
+    """Check db, diskSpace, kafka and fileSystem; 503 when any is DOWN."""
+    settings = request.app[keys.SETTINGS]
+    components = await health.check_all(request.app[keys.POOL], settings.kafka_bootstrap, Path(settings.upload_dir))
+    up = all(c.up for c in components.values())
+    body = {"status": "UP" if up else "DOWN", "components": {k: c.to_json() for k, c in components.items()}}
+    return web.json_response(body, status=200 if up else 503, dumps=dumps)
+
+
+async def extensions(request: web.Request) -> web.Response:
+    """Return the extension code -> name map from the reference cache."""
+    return web.json_response(request.app[keys.REFERENCES].data.extensions, dumps=dumps)
+
+
+async def reference_types(request: web.Request) -> web.Response:
+    """Return the reference type code -> name map from the reference cache."""
+    rules = request.app[keys.REFERENCES].data.rules
+    return web.json_response({code: rule.name for code, rule in rules.items()}, dumps=dumps)

@@ -1,0 +1,18 @@
+"""Typed keys of the objects the app shares between handlers."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+import aiomysql
+from aiohttp import web
+
+from adapters.reference_cache import ReferenceCache
+from adapters.storage import FileStore
+from core.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", aiomysql.Pool)
+REFERENCES = web.AppKey("references", ReferenceCache)
+STORE = web.AppKey("store", FileStore)
+CONVERTER = web.AppKey("converter", Executor)

@@ -1,0 +1,198 @@
+"""The OpenAPI 3.1 document of every route (a test checks each registered route is here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api.errors import dumps
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): _json(ERROR, "Error (CONTRACT section 2)") for s in statuses}
+
+
+UPLOAD_RESULT = {
+    "type": "object",
+    "required": ["id", "imageUrl", "status"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "imageUrl": {"type": "string", "format": "uri"},
+        "status": {"type": "string", "enum": ["PROCESSING", "READY"]},
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "image-server", "version": "0.1.0", "description": "Image upload, conversion and confirm."},
+    "paths": {
+        "/api/images": {
+            "post": {
+                "summary": "Upload one (`file`) or several (`files`) images",
+                "parameters": [{"name": "sync", "in": "query", "schema": {"type": "boolean"}}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["uploaderId", "category"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                    "uploaderId": {"type": "string"},
+                                    "category": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {"oneOf": [UPLOAD_RESULT, {"type": "array", "items": UPLOAD_RESULT}]},
+                        "The accepted image(s), in part order",
+                    ),
+                    **_errors(400, 413, 415, 500),
+                },
+            }
+        },
+        "/api/v1/images/{image_id}": {
+            "get": {
+                "summary": "Read one image",
+                "parameters": [{"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Image"}, "The image"), **_errors(404)},
+            }
+        },
+        "/api/v1/images/confirm/{reference_id}": {
+            "post": {
+                "summary": "Confirm one image to a reference; imageId='' deletes all",
+                "parameters": [
+                    {"name": "reference_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "imageId", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "referenceType", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "Confirmed (empty body)"}, **_errors(400, 404, 409, 500)},
+            }
+        },
+        "/api/v1/images/confirm": {
+            "post": {
+                "summary": "Replace a reference's ordered image list; [] deletes all",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["imageIds", "referenceId"],
+                                "properties": {
+                                    "imageIds": {"type": "array", "items": {"type": "string"}},
+                                    "referenceId": {"type": "string"},
+                                    "referenceType": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": {"description": "Confirmed (empty body)"}, **_errors(400, 404, 409, 415, 500)},
+            }
+        },
+        "/api/v1/enums/extensions": {
+            "get": {
+                "summary": "Extension code to name",
+                "responses": {"200": _json({"type": "object", "additionalProperties": {"type": "string"}}, "Map")},
+            }
+        },
+        "/api/v1/enums/referenceType": {
+            "get": {
+                "summary": "Reference type code to name",
+                "responses": {"200": _json({"type": "object", "additionalProperties": {"type": "string"}}, "Map")},
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Liveness",
+                "responses": {
+                    "200": {"description": "Server is up", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+        "/actuator/health": {
+            "get": {
+                "summary": "Readiness: db, diskSpace, kafka, fileSystem",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Health"}, "All components UP"),
+                    "503": _json({"$ref": "#/components/schemas/Health"}, "A component is DOWN"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {"description": "Text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
+        },
+        "/images/{path}": {
+            "get": {
+                "summary": "Stored files (local runs; nginx in compose)",
+                "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The file"}, **_errors(404)},
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["timestamp", "status", "code", "message", "path"],
+                "properties": {
+                    "timestamp": {"type": "string", "format": "date-time"},
+                    "status": {"type": "integer"},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "path": {"type": "string"},
+                },
+            },
+            "Image": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["TEMP", "READY", "CONFIRMED", "DELETED", "FAILED"]},
+                    "referenceType": {"type": "string"},
+                    "referenceId": {"type": ["string", "null"]},
+                    "imageUrl": {"type": "string"},
+                    "seqNumber": {"type": ["integer", "null"]},
+                    "originSize": {"type": ["integer", "null"]},
+                    "convertedSize": {"type": ["integer", "null"]},
+                    "originFormat": {"type": ["string", "null"]},
+                    "convertedFormat": {"type": ["string", "null"]},
+                    "width": {"type": ["integer", "null"]},
+                    "height": {"type": ["integer", "null"]},
+                },
+            },
+            "Health": {
+                "type": "object",
+                "properties": {
+                    "status": {"type": "string", "enum": ["UP", "DOWN"]},
+                    "components": {"type": "object", "additionalProperties": {"type": "object"}},
+                },
+            },
+        }
+    },
+}
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """Serve the OpenAPI document."""
+    return web.json_response(DOCUMENT, dumps=dumps)

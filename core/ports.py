@@ -1,0 +1,84 @@
+"""The I/O the use cases need, as small Protocols; adapters/ implements them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from core.events import Envelope
+from core.images import Image, StatusChange
+
+
+@dataclass(frozen=True)
+class StorageRecord:
+    """One row of `storage_objects`: where an image's bytes are and what they are."""
+
+    image_id: str
+    storage_location: str
+    origin_location: str | None
+    origin_size: int
+    origin_format: str
+    converted_size: int | None = None
+    converted_format: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class SequenceEntry:
+    """One row of `image_sequence`."""
+
+    image_id: str
+    seq_number: int
+
+
+class ImageRepository(Protocol):
+    """Images, their storage rows, history and sequences, inside one transaction."""
+
+    async def add(self, image: Image, storage: StorageRecord) -> None: ...
+    async def get(self, image_id: str, *, for_update: bool = False) -> Image | None: ...
+    async def get_many(self, image_ids: Sequence[str], *, for_update: bool = False) -> dict[str, Image]: ...
+    async def confirmed_of(
+        self, reference_type: str, reference_id: str, *, for_update: bool = False
+    ) -> list[Image]: ...
+    async def referenced_types(self, reference_id: str) -> list[str]: ...
+    async def save(self, image: Image) -> None: ...
+    async def add_history(self, change: StatusChange) -> None: ...
+    async def lock_reference(self, reference_type: str, reference_id: str, at: datetime) -> None: ...
+    async def replace_sequence(
+        self, reference_type: str, reference_id: str, entries: Sequence[SequenceEntry], at: datetime
+    ) -> None: ...
+    async def sequence_of(self, image_id: str) -> int | None: ...
+    async def storage(self, image_id: str) -> StorageRecord | None: ...
+    async def save_storage(self, record: StorageRecord) -> None: ...
+    async def delete(self, image_id: str) -> None: ...
+
+
+class Outbox(Protocol):
+    """Envelopes written in the caller's transaction, published by the relay after commit."""
+
+    async def add(self, envelope: Envelope) -> None: ...
+
+
+class ProcessedEvents(Protocol):
+    """Consumer-side dedupe by eventId."""
+
+    async def seen(self, consumer: str, event_id: str) -> bool: ...
+    async def record(self, consumer: str, event_id: str, *, outcome: str, detail: str | None, at: datetime) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything written through it commits together or not at all."""
+
+    images: ImageRepository
+    outbox: Outbox
+    processed: ProcessedEvents
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...

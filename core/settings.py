@@ -1,0 +1,231 @@
+"""The one settings object of every process, read from `IMAGES_*` variables (CONTRACT section 7)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+PREFIX = "IMAGES_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class DbDsn:
+    """Connection parameters parsed from `mysql://user:password@host:port/database`."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def with_database(self, database: str) -> DbDsn:
+        """Return the same server with another database name."""
+        return DbDsn(self.host, self.port, self.user, self.password, database)
+
+    def __str__(self) -> str:
+        # Never render the password: settings end up in logs.
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_dsn(raw: str) -> DbDsn:
+    """Parse a `mysql://` or `mariadb://` DSN; raise ValueError when it is not one."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("mysql", "mariadb"):
+        raise ValueError("scheme must be mysql:// or mariadb://")
+    database = parts.path.lstrip("/")
+    if not parts.hostname or not database or "/" in database:
+        raise ValueError("expected mysql://user:password@host:port/database")
+    return DbDsn(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=database,
+    )
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true/false")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port (0-65535)")
+    return value
+
+
+def _base_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http(s) URL")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("auto", "json", "console"):
+        raise ValueError("expected auto, json or console")
+    return value
+
+
+def _nonblank(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be blank")
+    return raw.strip()
+
+
+def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": PREFIX + env, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service; defaults suit a local run."""
+
+    api_host: str = _setting("API_HOST", _nonblank, "127.0.0.1", "Address the API listens on")
+    api_port: int = _setting("API_PORT", _port, 8080, "Port the API listens on")
+    db_dsn: DbDsn = _setting("DB_DSN", parse_dsn, parse_dsn("mysql://root@127.0.0.1:3306/images"), "MariaDB DSN")
+    db_pool_size: int = _setting("DB_POOL_SIZE", _positive_int, 10, "Connections per process pool")
+    kafka_bootstrap: str = _setting(
+        "KAFKA_BOOTSTRAP", _nonblank, "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"
+    )
+    kafka_idempotence: bool = _setting(
+        "KAFKA_IDEMPOTENCE", _bool, False, "Idempotent producer: on for Apache Kafka, off for tansu"
+    )
+    kafka_replication_factor: int = _setting(
+        "KAFKA_REPLICATION_FACTOR", _positive_int, 1, "Replication factor of topics created at start"
+    )
+    upload_dir: str = _setting("UPLOAD_DIR", _nonblank, "./var/uploads", "Storage root for image files")
+    base_url: str = _setting(
+        "BASE_URL", _base_url, "http://127.0.0.1:8080/images/", "Public URL prefix of the storage root"
+    )
+    serve_images: bool = _setting(
+        "SERVE_IMAGES", _bool, True, "Serve /images/ from the storage root (off behind nginx)"
+    )
+    max_file_bytes: int = _setting("MAX_FILE_BYTES", _positive_int, 10 * 1024 * 1024, "Per-file limit")
+    max_request_bytes: int = _setting("MAX_REQUEST_BYTES", _positive_int, 100 * 1024 * 1024, "Per-request limit")
+    max_image_pixels: int = _setting("MAX_IMAGE_PIXELS", _positive_int, 50_000_000, "Largest width*height accepted")
+    keep_originals: bool = _setting(
+        "KEEP_ORIGINALS", _bool, False, "Keep the uploaded original after a successful conversion"
+    )
+    convert_processes: int = _setting(
+        "CONVERT_PROCESSES", _non_negative_int, 0, "Conversion processes per process (0 = CPU count)"
+    )
+    worker_concurrency: int = _setting(
+        "WORKER_CONCURRENCY", _non_negative_int, 0, "Conversions in flight per worker (0 = CPU count)"
+    )
+    worker_app_id: str = _setting("WORKER_APP_ID", _nonblank, "image-workers", "Faust app id / group")
+    worker_rebalance_timeout_s: float = _setting(
+        "WORKER_REBALANCE_TIMEOUT_S", _positive_float, 10.0, "Consumer group rebalance timeout"
+    )
+    uploaded_partitions: int = _setting(
+        "UPLOADED_PARTITIONS", _positive_int, 12, "Partitions of image-uploaded and image-upload-requested"
+    )
+    event_partitions: int = _setting(
+        "EVENT_PARTITIONS", _positive_int, 6, "Partitions of image-processed and *-image-changed"
+    )
+    fetch_allowed_hosts: tuple[str, ...] = _setting(
+        "FETCH_ALLOWED_HOSTS", _hosts, (), "Hosts upload commands may name in sourceUrl (empty: off)"
+    )
+    fetch_timeout_s: float = _setting("FETCH_TIMEOUT_S", _positive_float, 10.0, "sourceUrl fetch timeout")
+    relay_batch_size: int = _setting("RELAY_BATCH_SIZE", _positive_int, 500, "Outbox rows per batch")
+    relay_poll_interval_s: float = _setting(
+        "RELAY_POLL_INTERVAL_S", _positive_float, 0.01, "Relay poll interval right after work"
+    )
+    relay_idle_interval_s: float = _setting(
+        "RELAY_IDLE_INTERVAL_S", _positive_float, 0.1, "Longest relay poll interval when idle"
+    )
+    relay_standby_interval_s: float = _setting(
+        "RELAY_STANDBY_INTERVAL_S", _positive_float, 1.0, "How often a standby relay tries the lock"
+    )
+    relay_retention_days: float = _setting(
+        "RELAY_RETENTION_DAYS", _positive_float, 7.0, "Published outbox rows are kept this long"
+    )
+    log_level: str = _setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = _setting("LOG_FORMAT", _log_format, "auto", "auto (JSON unless a TTY), json, console")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping; raise SettingsError naming the first bad variable."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+        return cls(**values)
+
+    @staticmethod
+    def documented() -> list[tuple[str, str, str]]:
+        """Return (variable, default, description) for every setting, for the README and .env files."""
+        rows = []
+        for f in fields(Settings):
+            default = f.default
+            if isinstance(default, tuple):
+                default = ",".join(default)
+            rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
+        return rows
+
+    @property
+    def cpu_count(self) -> int:
+        """Return the usable core count of this machine."""
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    @property
+    def effective_worker_concurrency(self) -> int:
+        """Return the worker's conversions in flight, resolving 0 to the core count."""
+        return self.worker_concurrency or self.cpu_count
+
+    @property
+    def effective_convert_processes(self) -> int:
+        """Return the conversion pool size, resolving 0 to the core count."""
+        return self.convert_processes or self.cpu_count

@@ -1,0 +1,119 @@
+"""Upload rules of CONTRACT section 2.1 that need no bytes: fields, file names, paths and URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core import errors
+from core.events import IMAGE_UPLOADED, IMAGE_UPLOADED_TOPIC, Envelope
+from core.images import Image, ImageStatus
+from core.references import ReferenceData, ReferenceRule
+
+ORIGINALS_DIR = "_originals"
+WEBP = "WEBP"
+# Stored as uploaded after a signature check (CONTRACT section 4); SVG only once sanitised.
+PASS_THROUGH = frozenset({"MP4", "MOV", "SVG"})
+
+
+def require_uploader(raw: str | None) -> str:
+    """Return the trimmed uploaderId; raise VALIDATION_ERROR when missing or blank."""
+    if raw is None or not raw.strip():
+        raise errors.ValidationError("uploaderId is required")
+    return raw.strip()
+
+
+def require_category(raw: str | None, data: ReferenceData) -> ReferenceRule:
+    """Return the reference rule of `category` (case-insensitive); raise REFERENCE_TYPE_NOT_FOUND."""
+    if raw is None or not raw.strip():
+        raise errors.ReferenceTypeNotFound("category is required")
+    rule = data.rule_for(raw)
+    if rule is None:
+        raise errors.ReferenceTypeNotFound(f"unknown category {raw.strip()!r}")
+    return rule
+
+
+def extension_of(file_name: str | None, data: ReferenceData) -> str:
+    """Return the upper-cased extension of a client file name, or raise the contract's code.
+
+    `photo`, `photo.` and `.jpg` have no extension; `a.php.jpg` is a double extension.
+    """
+    if file_name is None or not file_name.strip():
+        raise errors.InvalidFileName("file name is blank")
+    if ".." in file_name or "/" in file_name or "\\" in file_name:
+        raise errors.InvalidFileName("file name must not contain '..', '/' or '\\'")
+    name = file_name.strip()
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or not ext:
+        raise errors.FileExtensionNotFound(f"file name {name!r} has no extension")
+    if "." in stem:
+        raise errors.InvalidFileExtension(f"file name {name!r} has more than one extension")
+    code = ext.upper()
+    if code not in data.extensions:
+        raise errors.InvalidFileExtension(f"extension {ext!r} is not supported")
+    return code
+
+
+def file_suffix(format_code: str) -> str:
+    """Return the file suffix stored for a format code (JPEG is stored as .jpg)."""
+    return "jpg" if format_code == "JPEG" else format_code.lower()
+
+
+def image_key(category: str, at: datetime, image_id: str, format_code: str) -> str:
+    """Return the storage key `{CATEGORY}/{YYYY}/{MM}/{DD}/{uuid}.{ext}` (UTC date, guide 6.5)."""
+    day = at.astimezone(UTC)
+    return f"{category}/{day:%Y/%m/%d}/{image_id}.{file_suffix(format_code)}"
+
+
+def original_key(category: str, at: datetime, image_id: str, format_code: str) -> str:
+    """Return where the uploaded original is kept until conversion succeeds."""
+    return f"{ORIGINALS_DIR}/{image_key(category, at, image_id, format_code)}"
+
+
+def image_url(base_url: str, key: str) -> str:
+    """Return the public URL of a storage key."""
+    return base_url + key
+
+
+@dataclass(frozen=True)
+class StoredOriginal:
+    """An accepted upload whose original is durably on disk, ready to be recorded."""
+
+    image_id: str
+    category: str
+    uploader_id: str
+    origin_key: str | None  # None: a sync upload whose original was not kept
+    origin_format: str
+    origin_size: int
+    width: int
+    height: int
+
+
+def new_image(original: StoredOriginal, *, base_url: str, at: datetime, status: ImageStatus) -> Image:
+    """Return the images row of an accepted upload; its URL names the WebP it will become."""
+    key = image_key(original.category, at, original.image_id, WEBP)
+    return Image(
+        image_id=original.image_id,
+        status=status,
+        reference_type=original.category,
+        image_url=image_url(base_url, key),
+        uploader_id=original.uploader_id,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def image_uploaded(original: StoredOriginal, image: Image, *, event_id: str) -> Envelope:
+    """Build IMAGE_UPLOADED: what a worker needs to convert the stored original."""
+    payload: dict[str, Any] = {
+        "imageId": original.image_id,
+        "category": original.category,
+        "uploaderId": original.uploader_id,
+        "originKey": original.origin_key,
+        "originFormat": original.origin_format,
+        "originSize": original.origin_size,
+        "imageUrl": image.image_url,
+        "createdAt": image.created_at.astimezone(UTC).isoformat(),
+    }
+    return Envelope(event_id, IMAGE_UPLOADED, image.created_at, IMAGE_UPLOADED_TOPIC, image.image_id, payload)

@@ -1,0 +1,57 @@
+"""`python -m outbox`: run one relay replica until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import structlog
+
+from adapters import mariadb
+from adapters.kafka import create_producer
+from adapters.logs import configure_logging
+from adapters.retry import until_available
+from core.settings import Settings, SettingsError
+from outbox.relay import Relay
+
+
+async def serve(settings: Settings) -> None:
+    """Build the pool, producer and relay; stop cleanly on a signal."""
+    log = structlog.get_logger("outbox")
+    pool = await until_available("mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=2))
+    relay = Relay(settings, pool, create_producer(settings))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stopper(relay, log))
+    log.info("relay_started", dsn=str(settings.db_dsn), bootstrap=settings.kafka_bootstrap)
+    try:
+        await relay.run()
+    finally:
+        await relay.close()
+        pool.close()
+        await pool.wait_closed()
+        log.info("stopped")
+
+
+def _stopper(relay: Relay, log: structlog.stdlib.BoundLogger) -> object:
+    def stop() -> None:
+        log.info("stopping")
+        relay.stop()
+
+    return stop
+
+
+def main() -> None:
+    """Read settings, configure logging, run the relay."""
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        sys.exit(f"outbox: bad configuration: {exc}")
+    configure_logging(settings, process="outbox")
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

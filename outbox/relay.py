@@ -1,0 +1,329 @@
+"""The relay loop: claim, publish, mark, commit.
+
+Delivery is **at least once**. A row is marked PUBLISHED only after the broker acknowledged it
+(acks=all); a relay that dies between the acknowledgement and the commit of the mark publishes
+the row again, with the same eventId, when it or another relay takes over. Consumers dedupe by
+eventId (README, "Consuming events").
+
+Ordering: rows are claimed and sent in id order, and a key's rows are written under that key's
+lock, so per key the id order is the commit order. A key whose row failed to publish has none of
+its later rows marked in that batch, so a retry can only repeat messages, never reorder them.
+
+Several replicas: exactly one is active. It holds a MariaDB `GET_LOCK` on a dedicated
+connection; the others stand by and try the lock every `relay_standby_interval_s`. A lock dies with
+its connection, so a killed or partitioned relay hands over within about that interval. We chose
+one active relay over disjoint key shards because it needs no shard assignment, keeps every key in
+commit order without coordination, and one relay publishes far more rows/s than the service writes
+(bench/RESULTS.md); the standbys are for availability, not throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiomysql
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from adapters import kafka as kafka_adapter
+from adapters import mariadb
+from core.settings import Settings
+
+log = structlog.get_logger("outbox.relay")
+
+LOCK_PREFIX = "image_server_outbox_relay:"
+RETENTION_BATCH = 1000
+RETENTION_EVERY_S = 60.0
+LAG_EVERY_S = 10.0
+MAX_BACKOFF_S = 5.0
+
+CLAIM = (
+    "SELECT id, event_id, topic, message_key, payload, created_at FROM outbox"
+    " WHERE status = 'PENDING' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+MARK_PUBLISHED = "UPDATE outbox SET status = 'PUBLISHED', published_at = %s, attempts = attempts + 1 WHERE id IN ({})"
+MARK_FAILED = "UPDATE outbox SET status = 'FAILED', attempts = attempts + 1, last_error = %s WHERE id = %s"
+COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id IN ({})"
+LAG = "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'PENDING'"
+DELETE_OLD = "DELETE FROM outbox WHERE status = 'PUBLISHED' AND published_at < %s ORDER BY id LIMIT %s"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One claimed outbox row."""
+
+    id: int
+    event_id: str
+    topic: str
+    key: str
+    payload: bytes
+    created_at: datetime
+
+
+@dataclass
+class BatchOutcome:
+    """What one publish attempt did with a batch."""
+
+    published: list[int]
+    failed: list[tuple[int, str]]  # never publishable: marked FAILED with the reason
+    retry: list[int]  # transient failure, or behind one on the same key
+    error: str | None = None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Tell whether a publish error can never succeed for this row (too large, bad topic)."""
+    return (
+        isinstance(exc, KafkaError)
+        and not exc.retriable
+        and type(exc).__name__
+        in {
+            "MessageSizeTooLargeError",
+            "RecordListTooLargeError",
+            "InvalidTopicError",
+            "TopicAuthorizationFailedError",
+        }
+    )
+
+
+def settle(rows: Sequence[Row], results: Sequence[BaseException | None]) -> BatchOutcome:
+    """Decide per row from the send results: publish, fail for good, or retry.
+
+    Once a key has a transient failure, its later rows in the batch are retried too, even if the
+    broker took them: publishing them again later keeps the key's order (duplicates are fine).
+    """
+    outcome = BatchOutcome([], [], [])
+    blocked: set[str] = set()
+    for row, exc in zip(rows, results, strict=True):
+        if row.key in blocked:
+            outcome.retry.append(row.id)
+        elif exc is None:
+            outcome.published.append(row.id)
+        elif is_permanent(exc):
+            outcome.failed.append((row.id, f"{type(exc).__name__}: {exc}"[:1000]))
+        else:
+            blocked.add(row.key)
+            outcome.retry.append(row.id)
+            outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
+    return outcome
+
+
+class Relay:
+    """One relay replica: stands by until it holds the lock, then publishes until stopped."""
+
+    def __init__(self, settings: Settings, pool: aiomysql.Pool, producer: AIOKafkaProducer) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._producer = producer
+        self._stop = asyncio.Event()
+        self._lock_conn: aiomysql.Connection | None = None
+        self.is_leader = False
+        self._producer_started = False
+        # GET_LOCK names are server-wide: scope the lock to this database.
+        self.lock_name = LOCK_PREFIX + settings.db_dsn.database
+        self._last_retention = 0.0
+        self._last_lag = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in flight and return."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until stop(): stand by, lead, and fall back to standby if the lock is lost."""
+        backoff = self._settings.relay_poll_interval_s
+        while not self._stop.is_set():
+            try:
+                if await self._acquire_lock():
+                    backoff = self._settings.relay_poll_interval_s
+                    await self._lead()
+                else:
+                    await self._sleep(self._settings.relay_standby_interval_s)
+            except Exception as exc:
+                # Never crash the loop: a DB or broker outage is waited out and retried.
+                log.warning("relay_error", error=f"{type(exc).__name__}: {exc}", retry_in_s=round(backoff, 3))
+                await self._release_lock()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2 + 0.05, MAX_BACKOFF_S)
+        await self._release_lock()
+
+    async def _lead(self) -> None:
+        log.info("relay_became_active", lock=self.lock_name)
+        await self._start_producer()
+        interval = self._settings.relay_poll_interval_s
+        publish_backoff = self._settings.relay_poll_interval_s
+        while not self._stop.is_set():
+            await self._check_lock()
+            outcome = await self.publish_batch()
+            await self._housekeeping()
+            if outcome is None:  # nothing pending: back off towards the idle interval
+                await self._sleep(interval)
+                interval = min(interval * 2, self._settings.relay_idle_interval_s)
+            elif outcome.retry:
+                log.warning(
+                    "outbox_publish_retrying",
+                    retrying=len(outcome.retry),
+                    error=outcome.error,
+                    retry_in_s=round(publish_backoff, 3),
+                )
+                await self._sleep(publish_backoff)
+                publish_backoff = min(publish_backoff * 2 + 0.05, MAX_BACKOFF_S)
+            else:
+                interval = publish_backoff = self._settings.relay_poll_interval_s
+                if len(outcome.published) + len(outcome.failed) < self._settings.relay_batch_size:
+                    await self._sleep(interval)
+
+    async def publish_batch(self) -> BatchOutcome | None:
+        """Claim one batch, publish it, mark the results and commit; None when nothing was pending."""
+        async with self._pool.acquire() as conn:
+            await conn.begin()
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute(CLAIM, (self._settings.relay_batch_size,))
+                    rows = [Row(r[0], r[1], r[2], r[3], r[4].encode(), r[5]) for r in await cur.fetchall()]
+                if not rows:
+                    await conn.rollback()
+                    return None
+                started = time.perf_counter()
+                outcome = settle(rows, await self._send_all(rows))
+                await self._mark(conn, outcome)
+                await conn.commit()
+            except BaseException:
+                await _rollback_quietly(conn)
+                raise
+        self._log_batch(rows, outcome, time.perf_counter() - started)
+        return outcome
+
+    async def _send_all(self, rows: Sequence[Row]) -> list[BaseException | None]:
+        futures: list[Any] = []
+        for row in rows:
+            try:
+                futures.append(await self._producer.send(row.topic, value=row.payload, key=row.key.encode()))
+            except Exception as exc:  # refused before sending, e.g. too large
+                futures.append(exc)
+        results: list[BaseException | None] = []
+        for f in futures:
+            if isinstance(f, BaseException):
+                results.append(f)
+                continue
+            try:
+                await f
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    async def _mark(self, conn: aiomysql.Connection, outcome: BatchOutcome) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        async with conn.cursor() as cur:
+            if outcome.published:
+                marks = ", ".join(["%s"] * len(outcome.published))
+                await cur.execute(MARK_PUBLISHED.format(marks), (now, *outcome.published))
+            for row_id, reason in outcome.failed:
+                await cur.execute(MARK_FAILED, (reason, row_id))
+                log.error("outbox_row_failed", outbox_id=row_id, reason=reason)
+            if outcome.retry:
+                marks = ", ".join(["%s"] * len(outcome.retry))
+                await cur.execute(COUNT_ATTEMPT.format(marks), ((outcome.error or "")[:1000], *outcome.retry))
+
+    def _log_batch(self, rows: Sequence[Row], outcome: BatchOutcome, elapsed_s: float) -> None:
+        now = datetime.now(UTC)
+        oldest = min(r.created_at for r in rows).replace(tzinfo=UTC)
+        log.info(
+            "outbox_batch_published",
+            batch_size=len(rows),
+            published=len(outcome.published),
+            failed=len(outcome.failed),
+            retrying=len(outcome.retry),
+            publish_ms=round(elapsed_s * 1000, 2),
+            oldest_age_ms=round((now - oldest).total_seconds() * 1000, 2),
+        )
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag >= LAG_EVERY_S:
+            self._last_lag = now
+            pending, oldest_age_s = await outbox_lag(self._pool)
+            log.info("outbox_lag", pending=pending, oldest_age_s=oldest_age_s)
+        if now - self._last_retention >= RETENTION_EVERY_S:
+            self._last_retention = now
+            deleted = await delete_published(self._pool, older_than=timedelta(days=self._settings.relay_retention_days))
+            if deleted:
+                log.info("outbox_retention_deleted", rows=deleted)
+
+    async def _start_producer(self) -> None:
+        if not self._producer_started:
+            await kafka_adapter.ensure_topics(self._settings)
+            await self._producer.start()
+            self._producer_started = True
+            log.info("producer_started", bootstrap=self._settings.kafka_bootstrap)
+
+    async def close(self) -> None:
+        """Flush and stop the producer (after run() returned)."""
+        if self._producer_started:
+            await self._producer.stop()
+            self._producer_started = False
+
+    async def _acquire_lock(self) -> bool:
+        if self._lock_conn is None:
+            self._lock_conn = await aiomysql.connect(**mariadb.connect_kwargs(self._settings.db_dsn))
+        async with self._lock_conn.cursor() as cur:
+            await cur.execute("SELECT GET_LOCK(%s, 0)", (self.lock_name,))
+            (got,) = await cur.fetchone()
+        self.is_leader = got == 1
+        return self.is_leader
+
+    async def _check_lock(self) -> None:
+        assert self._lock_conn is not None
+        async with self._lock_conn.cursor() as cur:
+            await cur.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.lock_name,))
+            (mine,) = await cur.fetchone()
+        if mine != 1:
+            raise RuntimeError("relay lost the leader lock")
+
+    async def _release_lock(self) -> None:
+        conn, self._lock_conn = self._lock_conn, None
+        was_leader, self.is_leader = self.is_leader, False
+        if conn is not None:
+            conn.close()  # closing the session releases GET_LOCK
+        if was_leader:
+            log.info("relay_became_standby")
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
+
+async def outbox_lag(pool: aiomysql.Pool) -> tuple[int, float]:
+    """Return (unpublished rows, age in seconds of the oldest one)."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(LAG)
+        count, oldest = await cur.fetchone()
+    age = 0.0 if oldest is None else (datetime.now(UTC) - oldest.replace(tzinfo=UTC)).total_seconds()
+    return int(count), round(max(age, 0.0), 3)
+
+
+async def delete_published(pool: aiomysql.Pool, *, older_than: timedelta) -> int:
+    """Delete published rows older than the retention in small batches; return how many."""
+    cutoff = (datetime.now(UTC) - older_than).replace(tzinfo=None)
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            deleted = await cur.execute(DELETE_OLD, (cutoff, RETENTION_BATCH))
+        total += deleted
+        if deleted < RETENTION_BATCH:
+            return total
+        await asyncio.sleep(0.05)  # let other writers at the table between batches
+
+
+async def _rollback_quietly(conn: aiomysql.Connection) -> None:
+    try:
+        await conn.rollback()
+    except Exception:
+        conn.close()

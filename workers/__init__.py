@@ -1,0 +1,1 @@
+"""Faust worker fleet: converts uploads, accepts upload commands, runs fleet-wide schedules."""

@@ -1,0 +1,105 @@
+"""`python -m workers worker | send-upload FILE --category C --uploader-id U | sweep failed|temp|orphans`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import faust
+import structlog
+
+from adapters import mariadb
+from adapters.kafka import create_producer
+from adapters.logs import configure_logging
+from adapters.storage import FileStore
+from adapters.sweeps import sweep_expired, sweep_orphans
+from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
+from core.settings import Settings, SettingsError
+from workers.app import EXPIRY, ORPHAN_AGE, create_app
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="python -m workers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run a conversion worker until SIGTERM")
+    send = sub.add_parser("send-upload", help="put an UPLOAD_REQUESTED command on Kafka")
+    send.add_argument("file", type=Path)
+    send.add_argument("--category", required=True)
+    send.add_argument("--uploader-id", required=True)
+    send.add_argument("--image-id", default=None, help="default: a new UUID (printed)")
+    send.add_argument("--file-name", default=None, help="default: the file's own name")
+    sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
+    sweep.add_argument("which", choices=["failed", "temp", "orphans"])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Read settings, configure logging, run the chosen command."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        sys.exit(f"workers: bad configuration: {exc}")
+    configure_logging(settings, process="workers")
+    if args.command == "worker":
+        app = create_app(settings)
+        worker = faust.Worker(
+            app, loglevel=settings.log_level, override_logging=False, redirect_stdouts=False, quiet=True
+        )
+        worker.execute_from_commandline()  # handles SIGTERM/SIGINT: stops agents, then services
+    elif args.command == "send-upload":
+        asyncio.run(send_upload(settings, args))
+    else:
+        asyncio.run(run_sweep(settings, args.which))
+
+
+async def send_upload(settings: Settings, args: argparse.Namespace) -> None:
+    """Publish one upload command with the file inline (base64)."""
+    image_id = args.image_id or str(uuid.uuid4())
+    payload = {
+        "imageId": image_id,
+        "category": args.category,
+        "uploaderId": args.uploader_id,
+        "fileName": args.file_name or args.file.name,
+        "content": base64.b64encode(args.file.read_bytes()).decode(),
+    }
+    env = Envelope(str(uuid.uuid4()), UPLOAD_REQUESTED, datetime.now(UTC), UPLOAD_REQUESTED_TOPIC, image_id, payload)
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.topic, env.to_bytes(), key=env.key.encode())
+    finally:
+        await producer.stop()
+    print(image_id)
+
+
+async def run_sweep(settings: Settings, which: str) -> None:
+    """Run one sweep now, printing progress."""
+    log = structlog.get_logger("workers.sweep")
+    pool = await mariadb.create_pool(settings.db_dsn, size=2)
+    store = FileStore(settings.upload_dir)
+
+    def progress(n: int) -> None:
+        log.info("sweep_progress", sweep=which, done=n)
+
+    try:
+        if which == "orphans":
+            report = await sweep_orphans(pool, store, older_than=ORPHAN_AGE, progress=progress)
+        else:
+            older: timedelta = EXPIRY
+            report = await sweep_expired(pool, store, status=which.upper(), older_than=older, progress=progress)
+        print(f"removed {report.rows} rows and {report.files} files")
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The Faust app factory: agents and fleet-wide schedules registered programmatically."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import faust
+import structlog
+from mode import Service
+
+from adapters import mariadb
+from adapters.converter import create_converter
+from adapters.reference_cache import ReferenceCache
+from adapters.retry import until_available
+from adapters.storage import FileStore
+from adapters.sweeps import sweep_expired, sweep_orphans
+from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
+from core.settings import Settings
+from workers import handlers
+
+log = structlog.get_logger("workers")
+
+EXPIRY = timedelta(hours=24)
+ORPHAN_AGE = timedelta(hours=1)
+
+
+class Runtime:
+    """Holds the worker's resources; agents wait for `ready` before their first message."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ready = asyncio.Event()
+        self.resources: handlers.Resources | None = None
+
+    async def start(self) -> None:
+        """Open the pool, load the reference cache, start the conversion processes."""
+        settings = self.settings
+        pool = await until_available(
+            "mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size)
+        )
+        references = ReferenceCache(pool)
+        await until_available("mariadb", references.reload)
+        Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
+        self.resources = handlers.Resources(
+            settings=settings,
+            pool=pool,
+            references=references,
+            store=FileStore(settings.upload_dir),
+            converter=create_converter(settings),
+        )
+        self.ready.set()
+        log.info("worker_resources_ready", concurrency=settings.effective_worker_concurrency)
+
+    async def get(self) -> handlers.Resources:
+        """Return the resources once started."""
+        await self.ready.wait()
+        assert self.resources is not None
+        return self.resources
+
+    async def stop(self) -> None:
+        """Close the pool and the conversion processes (after the agents stopped)."""
+        log.info("stopping")
+        if self.resources is not None:
+            self.resources.converter.shutdown(wait=True, cancel_futures=True)
+            self.resources.pool.close()
+            await self.resources.pool.wait_closed()
+        log.info("stopped")
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the worker app: conversion and upload-command agents, leader-only schedules."""
+    app = faust.App(
+        settings.worker_app_id,
+        broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap.split(",") if s.strip()],
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.uploaded_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",  # the first message after a (new) group starts is handled
+        broker_rebalance_timeout=settings.worker_rebalance_timeout_s,
+        broker_session_timeout=max(settings.worker_rebalance_timeout_s, 10.0),
+        broker_heartbeat_interval=1.0,
+        stream_wait_empty=True,
+        worker_redirect_stdouts=False,
+    )
+    runtime = Runtime(settings)
+    concurrency = settings.effective_worker_concurrency
+
+    @app.service
+    class Resources(Service):  # started and stopped with the worker
+        async def on_start(self) -> None:
+            await runtime.start()
+
+        async def on_stop(self) -> None:
+            await runtime.stop()
+
+    uploaded = app.topic(
+        IMAGE_UPLOADED_TOPIC, key_serializer="raw", value_serializer="raw", partitions=settings.uploaded_partitions
+    )
+    commands = app.topic(
+        UPLOAD_REQUESTED_TOPIC, key_serializer="raw", value_serializer="raw", partitions=settings.uploaded_partitions
+    )
+
+    async def convert_uploaded(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await handlers.handle_uploaded(await runtime.get(), event.key, event.value)
+
+    async def accept_upload_commands(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await handlers.handle_upload_command(await runtime.get(), event.key, event.value)
+
+    app.agent(uploaded, name="convert-uploaded", concurrency=concurrency)(convert_uploaded)
+    app.agent(commands, name="accept-upload-commands", concurrency=max(1, concurrency // 2))(accept_upload_commands)
+
+    async def sweep_failed() -> None:
+        res = await runtime.get()
+        await sweep_expired(res.pool, res.store, status="FAILED", older_than=EXPIRY)
+
+    async def sweep_temp() -> None:
+        res = await runtime.get()
+        await sweep_expired(res.pool, res.store, status="TEMP", older_than=EXPIRY)
+
+    async def sweep_orphan_files() -> None:
+        res = await runtime.get()
+        await sweep_orphans(res.pool, res.store, older_than=ORPHAN_AGE)
+
+    async def reload_references() -> None:
+        await (await runtime.get()).references.reload()
+
+    # CONTRACT 6 / guide 11.1. on_leader: one worker of the fleet runs each; all are idempotent.
+    app.crontab("0 3 * * *", on_leader=True)(sweep_failed)
+    app.crontab("0 10 * * *", on_leader=True)(sweep_temp)
+    app.timer(3600.0, on_leader=True)(sweep_orphan_files)
+    # Every worker process has its own cache, so every worker reloads it (not leader-only).
+    app.crontab("30 0 * * *")(reload_references)
+    return app
