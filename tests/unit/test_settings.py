@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from core.settings import Settings, SettingsError, parse_dsn
+
+
+def test_defaults_suit_a_local_run() -> None:
+    s = Settings.from_env({})
+    assert (s.api_host, s.api_port) == ("127.0.0.1", 8080)
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert (s.db_dsn.host, s.db_dsn.port, s.db_dsn.database) == ("127.0.0.1", 3306, "images")
+    assert s.upload_dir == "./var/uploads"
+    assert s.base_url == "http://127.0.0.1:8080/images/"
+    assert s.kafka_idempotence is False
+
+
+def test_every_variable_is_read_with_its_type() -> None:
+    s = Settings.from_env(
+        {
+            "IMAGES_API_PORT": "9000",
+            "IMAGES_DB_DSN": "mysql://app:s%40cret@db.internal:3307/imgs",
+            "IMAGES_KAFKA_IDEMPOTENCE": "true",
+            "IMAGES_FETCH_ALLOWED_HOSTS": "cdn.example.com, Static.Example.com",
+            "IMAGES_RELAY_POLL_INTERVAL_S": "0.5",
+            "IMAGES_BASE_URL": "https://img.example.com/images",
+        }
+    )
+    assert s.api_port == 9000
+    assert (s.db_dsn.user, s.db_dsn.password, s.db_dsn.host, s.db_dsn.port) == ("app", "s@cret", "db.internal", 3307)
+    assert s.kafka_idempotence is True
+    assert s.fetch_allowed_hosts == ("cdn.example.com", "static.example.com")
+    assert s.relay_poll_interval_s == 0.5
+    assert s.base_url == "https://img.example.com/images/"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("IMAGES_API_PORT", "eighty"),
+        ("IMAGES_API_PORT", "70000"),
+        ("IMAGES_DB_DSN", "postgres://x@y/z"),
+        ("IMAGES_DB_DSN", "mysql://host-without-db"),
+        ("IMAGES_KAFKA_IDEMPOTENCE", "maybe"),
+        ("IMAGES_MAX_FILE_BYTES", "0"),
+        ("IMAGES_RELAY_POLL_INTERVAL_S", "-1"),
+        ("IMAGES_BASE_URL", "ftp://x/"),
+        ("IMAGES_LOG_LEVEL", "LOUD"),
+        ("IMAGES_KAFKA_BOOTSTRAP", "  "),
+    ],
+)
+def test_a_bad_value_fails_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_dsn_renders_without_its_password() -> None:
+    assert "secret" not in str(parse_dsn("mysql://u:secret@h/db"))
+
+
+def test_every_setting_is_documented_with_a_variable_name() -> None:
+    names = [row[0] for row in Settings.documented()]
+    assert all(n.startswith("IMAGES_") for n in names)
+    assert len(names) == len(set(names))

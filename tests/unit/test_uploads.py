@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from core import errors, uploads
+from core.references import DEFAULT_REFERENCE_DATA as DATA
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        (None, errors.InvalidFileName),
+        ("  ", errors.InvalidFileName),
+        ("../a.jpg", errors.InvalidFileName),
+        ("dir/a.jpg", errors.InvalidFileName),
+        ("dir\\a.jpg", errors.InvalidFileName),
+        ("photo", errors.FileExtensionNotFound),
+        ("photo.", errors.FileExtensionNotFound),
+        (".jpg", errors.FileExtensionNotFound),
+        ("a.php.jpg", errors.InvalidFileExtension),
+        ("a.exe", errors.InvalidFileExtension),
+    ],
+)
+def test_bad_file_names_get_their_contract_code(name: str | None, error: type[errors.DomainError]) -> None:
+    with pytest.raises(error):
+        uploads.extension_of(name, DATA)
+
+
+@pytest.mark.parametrize(("name", "ext"), [("a.jpg", "JPG"), ("A.JPEG", "JPEG"), ("x.HeIc", "HEIC"), ("v.mov", "MOV")])
+def test_supported_extensions_are_case_insensitive(name: str, ext: str) -> None:
+    assert uploads.extension_of(name, DATA) == ext
+
+
+@pytest.mark.parametrize("raw", [None, "", "   "])
+def test_missing_uploader_is_a_validation_error(raw: str | None) -> None:
+    with pytest.raises(errors.ValidationError):
+        uploads.require_uploader(raw)
+
+
+@pytest.mark.parametrize("raw", [None, "", " ", "SHOE"])
+def test_missing_or_unknown_category_is_reference_type_not_found(raw: str | None) -> None:
+    with pytest.raises(errors.ReferenceTypeNotFound):
+        uploads.require_category(raw, DATA)
+
+
+def test_category_is_upper_cased() -> None:
+    assert uploads.require_category(" user_background ", DATA).code == "USER_BACKGROUND"
+
+
+def test_storage_key_uses_the_utc_date() -> None:
+    at = datetime.fromisoformat("2025-01-20T23:30:00-05:00")  # 2025-01-21 04:30 UTC
+    assert uploads.image_key("PRODUCT", at, "abc", "WEBP") == "PRODUCT/2025/01/21/abc.webp"
+    assert uploads.image_key("POST", at.astimezone(UTC), "abc", "JPEG") == "POST/2025/01/21/abc.jpg"
