@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -60,16 +61,23 @@ async def apply_schema(dsn: DbDsn, path: Path = SCHEMA_PATH) -> None:
     server = connect_kwargs(dsn) | {"db": None}
     conn = await aiomysql.connect(**server)
     try:
-        async with conn.cursor() as cur:
-            await cur.execute(
-                f"CREATE DATABASE IF NOT EXISTS `{_identifier(dsn.database)}` "
-                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
-            await cur.execute(f"USE `{_identifier(dsn.database)}`")
-            for statement in schema_statements(await asyncio.to_thread(path.read_text, encoding="utf-8")):
-                await cur.execute(statement)
+        # IF NOT EXISTS and INSERT IGNORE answer with notes on a second run: that is the point.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pymysql.Warning)
+            await _run_schema(conn, dsn, path)
     finally:
         conn.close()
+
+
+async def _run_schema(conn: aiomysql.Connection, dsn: DbDsn, path: Path) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            f"CREATE DATABASE IF NOT EXISTS `{_identifier(dsn.database)}` "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+        await cur.execute(f"USE `{_identifier(dsn.database)}`")
+        for statement in schema_statements(await asyncio.to_thread(path.read_text, encoding="utf-8")):
+            await cur.execute(statement)
 
 
 async def drop_database(dsn: DbDsn) -> None:

@@ -15,7 +15,9 @@ PROFILE = RULES[ReferenceType.PROFILE]
 BANNER = RULES[ReferenceType.BANNER]
 
 
-def img(image_id: str, status: ImageStatus = ImageStatus.READY, *, ref: str | None = None, kind: str = "PRODUCT") -> Image:
+def img(
+    image_id: str, status: ImageStatus = ImageStatus.READY, *, ref: str | None = None, kind: str = "PRODUCT"
+) -> Image:
     return Image(image_id, status, kind, f"http://x/{image_id}.webp", "u", T0, T0, ref)
 
 
@@ -54,7 +56,8 @@ def test_single_image_type_replaces_the_current_image_with_one_image_changed() -
     p = plan(PROFILE, "u1", ["new"], [img("new", kind="PROFILE")], [old])
     assert p.event == confirm.IMAGE_CHANGED
     assert {(i.image_id, i.status) for i, _ in p.changes} == {
-        ("new", ImageStatus.CONFIRMED), ("old", ImageStatus.DELETED)
+        ("new", ImageStatus.CONFIRMED),
+        ("old", ImageStatus.DELETED),
     }
 
 

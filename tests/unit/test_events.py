@@ -21,7 +21,10 @@ def test_topic_is_lower_cased_type_plus_image_changed(code: str, topic: str) -> 
 
 def test_images_changed_matches_the_contract_shape() -> None:
     env = events.images_changed(
-        event_id="e1", at=T, reference_type="PRODUCT", reference_id="p1",
+        event_id="e1",
+        at=T,
+        reference_type="PRODUCT",
+        reference_id="p1",
         images=[events.SequencedImage("a", "u/a", 0), events.SequencedImage("b", "u/b", 1)],
     )
     assert (env.topic, env.key) == ("product-image-changed", "p1")
@@ -40,7 +43,9 @@ def test_images_changed_matches_the_contract_shape() -> None:
 
 
 def test_image_changed_and_images_deleted_payloads() -> None:
-    one = events.image_changed(event_id="e", at=T, reference_type="PROFILE", reference_id="u", image_id="i", image_url="x")
+    one = events.image_changed(
+        event_id="e", at=T, reference_type="PROFILE", reference_id="u", image_id="i", image_url="x"
+    )
     gone = events.images_deleted(event_id="e", at=T, reference_type="POST", reference_id="p")
     assert one.payload == {"referenceId": "u", "imageId": "i", "imageUrl": "x"}
     assert (gone.event_type, gone.payload) == ("IMAGES_DELETED", {"referenceId": "p", "images": []})
@@ -52,7 +57,16 @@ def test_envelope_round_trips_through_the_wire() -> None:
     assert back == env
 
 
-@pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"eventId": "e"}', b'{"eventId": 1, "eventType": "X", "timestamp": "2025-01-01T00:00:00Z", "payload": {}}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"eventId": "e"}',
+        b'{"eventId": 1, "eventType": "X", "timestamp": "2025-01-01T00:00:00Z", "payload": {}}',
+    ],
+)
 def test_malformed_envelopes_raise_envelope_error(raw: bytes) -> None:
     with pytest.raises(EnvelopeError):
         Envelope.from_wire(raw, topic="t", key="k")

@@ -13,9 +13,13 @@ T1 = datetime(2025, 1, 20, 11, 0, tzinfo=UTC)
 
 # The spec's state table (CONTRACT 3, guide 2.5/6.2), written out independently of core.images.
 SPEC = {
-    (None, "TEMP"), (None, "READY"),
-    ("TEMP", "READY"), ("TEMP", "FAILED"), ("TEMP", "DELETED"),
-    ("READY", "CONFIRMED"), ("READY", "DELETED"),
+    (None, "TEMP"),
+    (None, "READY"),
+    ("TEMP", "READY"),
+    ("TEMP", "FAILED"),
+    ("TEMP", "DELETED"),
+    ("READY", "CONFIRMED"),
+    ("READY", "DELETED"),
     ("CONFIRMED", "DELETED"),
 }
 

@@ -1,0 +1,42 @@
+"""Integration fixtures: the real aiohttp app over real HTTP, against the session's MariaDB and broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiomysql
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from core.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+ClientFactory = Callable[[Settings], Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[ClientFactory]:
+    clients: list[TestClient] = []
+
+    async def make(settings: Settings) -> TestClient:
+        client = TestClient(TestServer(create_app(settings)))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        await c.close()
+
+
+@pytest.fixture
+async def client(settings: Settings, pool: aiomysql.Pool, make_client: ClientFactory) -> TestClient:
+    return await make_client(settings)
+
+
+async def fetch_all(pool: aiomysql.Pool, sql: str, *args: object) -> list[tuple]:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(sql, args)
+        return list(await cur.fetchall())

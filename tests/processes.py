@@ -1,0 +1,69 @@
+"""Running the real process shells (`python -m api|workers|outbox`) as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from core.settings import DbDsn, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Render settings back into the IMAGES_* variables the process reads."""
+    env: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, DbDsn):
+            value = f"mysql://{value.user}:{value.password}@{value.host}:{value.port}/{value.database}"
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        env[f.metadata["env"]] = str(value)
+    return env
+
+
+class Process:
+    """One shell process with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], settings: Settings, log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGES_")}
+        env |= settings_env(settings) | {"IMAGES_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, like a crashed machine."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait(10)
+        self._log.close()
+
+    def terminate(self, timeout_s: float = 30) -> int:
+        """SIGTERM and wait for a clean exit; return the exit code."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+                raise AssertionError(f"{self.name} ignored SIGTERM for {timeout_s}s:\n{self.log()[-3000:]}") from None
+        self._log.close()
+        return int(self.popen.returncode)
