@@ -82,7 +82,7 @@ def _reference_type(request: web.Request, raw: Any) -> str | None:
 
 async def _confirm(request: web.Request, reference_id: str, image_ids: list[str]) -> None:
     references = request.app[keys.REFERENCES].data
-    request["log_fields"] = {"reference_id": reference_id, "image_ids": image_ids}
+    request[keys.LOG_FIELDS] = {"reference_id": reference_id, "image_ids": image_ids}
     await _run(
         request,
         lambda uow, now: services.confirm_images(
@@ -104,9 +104,9 @@ async def _run(
     ):
         with attempt:
             result = await use_case(MariaDbUnitOfWork(request.app[keys.POOL]), datetime.now(UTC))
-    fields = request.get("log_fields", {})
+    fields = request.get(keys.LOG_FIELDS, {})
     fields["events"] = [p.event for p in result.applied]
-    request["log_fields"] = fields
+    request[keys.LOG_FIELDS] = fields
 
 
 def _new_id() -> str:

@@ -12,6 +12,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from api import keys
 from core.errors import DomainError
 from core.events import iso
 
@@ -98,7 +99,7 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
             path=request.path,
             status=response.status,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            **request.get("log_fields", {}),
+            **request.get(keys.LOG_FIELDS, {}),
         )
         return response
 

@@ -16,3 +16,5 @@ POOL = web.AppKey("pool", aiomysql.Pool)
 REFERENCES = web.AppKey("references", ReferenceCache)
 STORE = web.AppKey("store", FileStore)
 CONVERTER = web.AppKey("converter", Executor)
+# Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
+LOG_FIELDS = web.RequestKey("log_fields", dict)

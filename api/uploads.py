@@ -64,7 +64,7 @@ async def upload(request: web.Request) -> web.Response:
         uow=MariaDbUnitOfWork(request.app[keys.POOL]),
         converter=request.app[keys.CONVERTER] if sync else None,
     )
-    request["log_fields"] = {"image_ids": [i.image_id for i in images], "sync": sync}
+    request[keys.LOG_FIELDS] = {"image_ids": [i.image_id for i in images], "sync": sync}
     bodies = [_upload_body(i) for i in images]
     return web.json_response(bodies if multi else bodies[0], dumps=dumps)
 
