@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         worker = faust.Worker(
             app, loglevel=settings.log_level, override_logging=False, redirect_stdouts=False, quiet=True
         )
+        worker.spinner = None  # a terminal spinner would write escape codes into the JSON log stream
         worker.execute_from_commandline()  # handles SIGTERM/SIGINT: stops agents, then services
     elif args.command == "send-upload":
         asyncio.run(send_upload(settings, args))

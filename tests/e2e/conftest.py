@@ -1,0 +1,73 @@
+"""The real processes: api, relay and workers started as subprocesses against the session's services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from core.settings import DbDsn, Settings
+from tests import services
+from tests.conftest import make_settings
+from tests.e2e.client import ImageClient
+from tests.processes import Process
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    log_dir: Path
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def start(self, name: str, args: list[str]) -> Process:
+        self.processes[name] = Process(name, args, self.settings, self.log_dir)
+        return self.processes[name]
+
+    def logs(self) -> str:
+        return "\n".join(f"== {n}\n{p.log()[-4000:]}" for n, p in self.processes.items())
+
+
+def worker_ready(p: Process) -> bool:
+    return "Worker ready" in p.log()
+
+
+@pytest.fixture(scope="module")
+def stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    (root / "uploads").mkdir()
+    port = services.free_port()
+    settings = replace(
+        make_settings(db_dsn=database, bootstrap=kafka, upload_dir=str(root / "uploads")),
+        api_port=port,
+        base_url=f"http://127.0.0.1:{port}/images/",
+        worker_app_id=f"e2e-workers-{port}",
+    )
+    s = Stack(settings, root)
+    try:
+        api = s.start("api", ["api"])
+        s.start("relay", ["outbox"])
+        workers = s.start("workers-1", ["workers", "worker"])
+        services.wait_until(lambda: services.port_answers(port), timeout_s=30, what="the api to listen")
+        services.wait_until(lambda: worker_ready(workers), timeout_s=60, what="workers-1 to join its group")
+        assert api.alive()
+        yield s
+    except BaseException:
+        print(s.logs())
+        raise
+    finally:
+        codes = {name: p.terminate() for name, p in reversed(list(s.processes.items()))}
+        bad = {n: c for n, c in codes.items() if c != 0}
+        if bad:
+            print(s.logs())
+        assert not bad, f"processes did not stop cleanly on SIGTERM: {bad}"
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[ImageClient]:
+    client = ImageClient(f"http://127.0.0.1:{stack.settings.api_port}")
+    yield client
+    await client.close()

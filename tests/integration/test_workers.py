@@ -1,0 +1,182 @@
+"""Conversion and upload-command handling against real MariaDB, disk and broker (issue 5)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomysql
+import pytest
+from PIL import Image
+
+from adapters.converter import create_converter
+from adapters.ingest import IncomingFile, ingest
+from adapters.mariadb import MariaDbUnitOfWork
+from adapters.reference_cache import ReferenceCache
+from adapters.storage import FileStore
+from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
+from core.settings import Settings
+from tests import images
+from tests.integration.conftest import fetch_all
+from workers import handlers
+
+
+@pytest.fixture
+async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[handlers.Resources]:
+    cache = ReferenceCache(pool)
+    await cache.reload()
+    converter = create_converter(settings, processes=1)
+    yield handlers.Resources(settings, pool, cache, FileStore(settings.upload_dir), converter)
+    converter.shutdown(wait=True)
+
+
+async def upload(res: handlers.Resources, data: bytes, name: str = "a.jpg") -> tuple[str, bytes, bytes]:
+    """Upload through the real ingest path; return (image id, outbox key, outbox value)."""
+    img, = await ingest(
+        [IncomingFile(name, data)], uploader_id="u", category="POST", reference_data=res.references.data,
+        settings=res.settings, store=res.store, uow=MariaDbUnitOfWork(res.pool),
+    )
+    (key, value), = await fetch_all(
+        res.pool, "SELECT message_key, payload FROM outbox WHERE message_key = %s AND topic = 'image-uploaded'", img.image_id
+    )
+    return img.image_id, key.encode(), value.encode()
+
+
+async def image_row(pool: aiomysql.Pool, image_id: str) -> tuple:
+    rows = await fetch_all(
+        pool,
+        "SELECT i.status, i.image_url, s.storage_location, s.converted_format_id, s.converted_size, s.origin_location"
+        " FROM images i JOIN storage_objects s USING (image_id) WHERE image_id = %s",
+        image_id,
+    )
+    return rows[0]
+
+
+async def test_an_upload_reaches_ready_with_a_webp_of_the_same_size_at_its_url(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id, key, value = await upload(resources, images.jpeg(120, 80))
+    assert await handlers.handle_uploaded(resources, key, value) == "READY"
+    status, url, location, fmt, size, origin = await image_row(resources.pool, image_id)
+    assert (status, fmt, origin) == ("READY", "WEBP", None)
+    assert url == resources.settings.base_url + location and location.endswith(f"{image_id}.webp")
+    out = Image.open(io.BytesIO(resources.store.read(location)))
+    assert (out.format, out.size, size) == ("WEBP", (120, 80), resources.store.size(location))
+    (event_type, payload), = await fetch_all(
+        resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
+    )
+    assert event_type == "IMAGE_READY" and json.loads(payload)["payload"]["imageUrl"] == url
+    history = await fetch_all(resources.pool, "SELECT old_status, new_status FROM status_history WHERE image_id = %s ORDER BY id", image_id)
+    assert history == [(None, "TEMP"), ("TEMP", "READY")]
+
+
+async def test_a_redelivered_message_changes_nothing(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id, key, value = await upload(resources, images.jpeg())
+    await handlers.handle_uploaded(resources, key, value)
+    before = await image_row(resources.pool, image_id)
+    mtime = resources.store.path(before[2]).stat().st_mtime_ns
+    assert await handlers.handle_uploaded(resources, key, value) == "skipped"
+    assert await image_row(resources.pool, image_id) == before
+    assert resources.store.path(before[2]).stat().st_mtime_ns == mtime  # not written again
+    assert len(await fetch_all(resources.pool, "SELECT 1 FROM outbox WHERE topic = 'image-processed'")) == 1
+
+
+async def test_an_undecodable_upload_ends_failed_with_the_reason(resources) -> None:  # type: ignore[no-untyped-def]
+    data = images.noisy_jpeg(256, 256)
+    image_id, key, value = await upload(resources, data[:700])
+    assert await handlers.handle_uploaded(resources, key, value) == "FAILED"
+    (reason,), = await fetch_all(resources.pool, "SELECT reason FROM status_history WHERE image_id = %s AND new_status = 'FAILED'", image_id)
+    assert "undecodable" in reason
+
+
+async def test_a_wider_than_webp_image_is_stored_as_the_original_with_its_url_corrected(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id, key, value = await upload(resources, images.png(17_000, 2, mode="RGB"), name="wide.png")
+    assert await handlers.handle_uploaded(resources, key, value) == "READY"
+    status, url, location, fmt, *_ = await image_row(resources.pool, image_id)
+    assert (status, fmt) == ("READY", "PNG") and url.endswith(f"{image_id}.png") and location.endswith(".png")
+    assert resources.store.exists(location)
+
+
+@pytest.mark.parametrize("raw", [b"not json", b'{"eventId": "x", "eventType": "IMAGE_UPLOADED", "timestamp": "2025-01-01T00:00:00Z", "payload": {}}'])
+async def test_a_poison_message_is_recorded_and_the_next_one_processed(resources, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+    assert await handlers.handle_uploaded(resources, b"k", raw) == "poison"
+    assert await fetch_all(resources.pool, "SELECT outcome FROM processed_events") == [("POISON",)]
+    image_id, key, value = await upload(resources, images.jpeg())
+    assert await handlers.handle_uploaded(resources, key, value) == "READY"
+
+
+async def test_a_message_whose_row_is_gone_is_skipped(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id, key, value = await upload(resources, images.jpeg())
+    async with resources.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("DELETE FROM images WHERE image_id = %s", (image_id,))
+    assert await handlers.handle_uploaded(resources, key, value) == "skipped"
+
+
+async def test_a_message_whose_original_is_missing_ends_failed(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id, key, value = await upload(resources, images.jpeg())
+    origin = (await image_row(resources.pool, image_id))[5]
+    resources.store.remove(origin)
+    assert await handlers.handle_uploaded(resources, key, value) == "FAILED"
+
+
+def command(image_id: str, **payload: object) -> bytes:
+    body = {"imageId": image_id, "category": "PRODUCT", "uploaderId": "svc-1", "fileName": "a.jpg"} | payload
+    return Envelope(str(uuid.uuid4()), UPLOAD_REQUESTED, datetime.now(UTC), UPLOAD_REQUESTED_TOPIC, image_id, body).to_bytes()
+
+
+async def test_an_upload_command_with_content_is_stored_once(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id = str(uuid.uuid4())
+    raw = command(image_id, content=base64.b64encode(images.jpeg()).decode())
+    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "accepted"
+    assert await handlers.handle_upload_command(resources, image_id.encode(), command(image_id, content=base64.b64encode(images.jpeg()).decode())) == "skipped"
+    assert await fetch_all(resources.pool, "SELECT status, reference_type_id FROM images") == [("TEMP", "PRODUCT")]
+    (key, value), = await fetch_all(resources.pool, "SELECT message_key, payload FROM outbox WHERE topic = 'image-uploaded'")
+    assert await handlers.handle_uploaded(resources, key.encode(), value.encode()) == "READY"
+
+
+async def test_an_upload_command_with_a_disallowed_url_fails_cleanly(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id = str(uuid.uuid4())
+    raw = command(image_id, sourceUrl="http://169.254.169.254/latest/meta-data")
+    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
+    assert await fetch_all(resources.pool, "SELECT 1 FROM images") == []
+    (event_type, payload), = await fetch_all(resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'")
+    body = json.loads(payload)["payload"]
+    assert event_type == "IMAGE_FAILED" and body["imageId"] == image_id and "disabled" in body["reason"]
+
+
+async def test_an_upload_command_is_validated_like_http(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id = str(uuid.uuid4())
+    raw = command(image_id, fileName="a.php.jpg", content=base64.b64encode(images.jpeg()).decode())
+    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
+    (payload,), = await fetch_all(resources.pool, "SELECT payload FROM outbox WHERE topic = 'image-processed'")
+    assert "INVALID_FILE_EXTENSION" in json.loads(payload)["payload"]["reason"]
+
+
+async def test_a_url_on_the_allow_list_is_fetched(resources, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    data = images.jpeg()
+    async def image(_: web.Request) -> web.Response:
+        return web.Response(body=data)
+
+    async def away(_: web.Request) -> web.Response:
+        raise web.HTTPFound("http://elsewhere.invalid/x.jpg")
+
+    app = web.Application()
+    app.router.add_get("/img.jpg", image)
+    app.router.add_get("/away", away)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        res = replace(resources, settings=replace(resources.settings, fetch_allowed_hosts=("127.0.0.1",)))
+        ok_id, away_id = str(uuid.uuid4()), str(uuid.uuid4())
+        assert await handlers.handle_upload_command(res, b"k", command(ok_id, sourceUrl=str(server.make_url("/img.jpg")))) == "accepted"
+        assert await handlers.handle_upload_command(res, b"k", command(away_id, sourceUrl=str(server.make_url("/away")))) == "rejected"
+        assert await fetch_all(res.pool, "SELECT image_id FROM images") == [(ok_id,)]
+    finally:
+        await server.close()
