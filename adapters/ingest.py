@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import structlog
 
 from adapters import formats
+from adapters.mariadb import in_transaction_retrying
 from adapters.storage import FileStore
 from adapters.webp import ConversionFailed, StoredResult, convert_and_store
 from core import errors, uploads
@@ -117,8 +118,11 @@ async def ingest(
                 written.append(original.origin_key)
         if converted is not None and not settings.keep_originals:
             originals = [_without_origin(o) for o in originals]
-        return await record_uploads(
-            uow, originals, base_url=settings.base_url, now=at, new_id=new_id, converted=converted
+        recorded = originals
+        return await in_transaction_retrying(
+            lambda: record_uploads(
+                uow, recorded, base_url=settings.base_url, now=at, new_id=new_id, converted=converted
+            )
         )
     except BaseException:
         # Nothing half-written: no file stays behind a failed request.

@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import re
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiomysql
 import pymysql
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.repositories import MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents
 from core.settings import DbDsn
 
+T = TypeVar("T")
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 # MariaDB errors after which the whole transaction may simply be run again.
 RETRYABLE_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
@@ -27,6 +30,19 @@ RETRYABLE_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
 def is_retryable(exc: BaseException) -> bool:
     """Tell whether a failed transaction can be retried as a whole (deadlock, lock timeout)."""
     return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in RETRYABLE_ERRORS
+
+
+async def in_transaction_retrying(transaction: Callable[[], Awaitable[T]], *, attempts: int = 5) -> T:
+    """Run a whole transaction again if MariaDB chose it as a deadlock victim (or its lock wait timed out)."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(is_retryable),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=0.01, max=0.2),
+        reraise=True,
+    ):
+        with attempt:
+            return await transaction()
+    raise AssertionError("unreachable: AsyncRetrying re-raises the last error")
 
 
 def connect_kwargs(dsn: DbDsn) -> dict[str, Any]:

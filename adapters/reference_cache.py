@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+
 import aiomysql
 import structlog
 
@@ -49,3 +52,21 @@ class ReferenceCache:
             extensions=len(self._data.extensions),
         )
         return self._data
+
+
+def seconds_until(hour: int, minute: int, now: datetime) -> float:
+    """Return the seconds from `now` to the next hour:minute UTC (CONTRACT 1: reload daily at 00:30)."""
+    target = now.astimezone(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if target <= now:
+        target += timedelta(days=1)
+    return (target - now).total_seconds()
+
+
+async def reload_daily(cache: ReferenceCache, *, hour: int = 0, minute: int = 30) -> None:
+    """Reload the cache every day at hour:minute UTC until cancelled; a failed reload keeps the old data."""
+    while True:
+        await asyncio.sleep(seconds_until(hour, minute, datetime.now(UTC)))
+        try:
+            await cache.reload()
+        except Exception as exc:
+            log.error("reference_cache_reload_failed", error=f"{type(exc).__name__}: {exc}")

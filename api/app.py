@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from adapters import mariadb
 from adapters.converter import create_converter
-from adapters.reference_cache import ReferenceCache
+from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.storage import FileStore
 from api import confirm, health, images, keys, openapi, uploads
 from api.errors import error_middleware
@@ -55,7 +56,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await cache.reload()
     app[keys.REFERENCES] = cache
     log.info("database_pool_opened", dsn=str(settings.db_dsn))
+    reloader = asyncio.create_task(reload_daily(cache))
     yield
+    reloader.cancel()
     pool.close()
     await pool.wait_closed()
     log.info("database_pool_closed")

@@ -9,9 +9,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from adapters.mariadb import MariaDbUnitOfWork, is_retryable
+from adapters.mariadb import MariaDbUnitOfWork, in_transaction_retrying
 from api import keys
 from core import errors, services
 
@@ -96,14 +95,8 @@ async def _run(
     use_case: Callable[[MariaDbUnitOfWork, datetime], Awaitable[services.ConfirmResult]],
 ) -> None:
     """Run a confirm transaction, again from the start if MariaDB picked it as a deadlock victim."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception(is_retryable),
-        stop=stop_after_attempt(5),
-        wait=wait_random_exponential(multiplier=0.01, max=0.2),
-        reraise=True,
-    ):
-        with attempt:
-            result = await use_case(MariaDbUnitOfWork(request.app[keys.POOL]), datetime.now(UTC))
+    pool = request.app[keys.POOL]
+    result = await in_transaction_retrying(lambda: use_case(MariaDbUnitOfWork(pool), datetime.now(UTC)))
     fields = request.get(keys.LOG_FIELDS, {})
     fields["events"] = [p.event for p in result.applied]
     request[keys.LOG_FIELDS] = fields

@@ -180,6 +180,10 @@ class Relay:
     async def publish_batch(self) -> BatchOutcome | None:
         """Claim one batch, publish it, mark the results and commit; None when nothing was pending."""
         async with self._pool.acquire() as conn:
+            # READ COMMITTED: the claim then locks only the rows it returns, no gaps, so writers
+            # inserting new outbox rows never wait on (or deadlock with) the relay.
+            async with conn.cursor() as cur:
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             await conn.begin()
             try:
                 async with conn.cursor() as cur:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageCms
-
 import pillow_heif
+from PIL import Image, ImageCms
 
 pillow_heif.register_heif_opener()
 

@@ -19,14 +19,22 @@ class ImageClient:
         await self._session.close()
 
     async def upload(
-        self, files: list[tuple[str, bytes]], *, category: str, uploader: str = "e2e", sync: bool = False, field: str = "files"
+        self,
+        files: list[tuple[str, bytes]],
+        *,
+        category: str,
+        uploader: str = "e2e",
+        sync: bool = False,
+        field: str = "files",
     ) -> tuple[int, Any]:
         form = aiohttp.FormData()
         for name, data in files:
             form.add_field(field, io.BytesIO(data), filename=name, content_type="application/octet-stream")
         form.add_field("uploaderId", uploader)
         form.add_field("category", category)
-        async with self._session.post(f"{self.base}/api/images", data=form, params={"sync": "true"} if sync else None) as r:
+        async with self._session.post(
+            f"{self.base}/api/images", data=form, params={"sync": "true"} if sync else None
+        ) as r:
             return r.status, await r.json()
 
     async def image(self, image_id: str) -> tuple[int, Any]:

@@ -51,7 +51,8 @@ async def test_two_workers_share_the_topic(api: ImageClient, stack: Stack) -> No
     done = await asyncio.gather(*(wait_ready(api, u["id"]) for u in uploaded))
     assert {d["status"] for d in done} == {"READY"}
     workers_that_converted = {
-        name for name, p in stack.processes.items()
+        name
+        for name, p in stack.processes.items()
         if name.startswith("workers") and any(f'"image_id": "{u["id"]}"' in p.log() for u in uploaded)
     }
     assert workers_that_converted == {"workers-1", "workers-2"}

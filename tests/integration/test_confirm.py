@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,6 @@ from adapters.kafka import create_producer
 from core.images import ImageStatus
 from core.settings import Settings
 from outbox.relay import Relay
-from tests import services
 from tests.integration.conftest import fetch_all
 from tests.kafka_reader import Message, read_messages
 
@@ -31,7 +31,9 @@ async def relay(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[Relay]
     await r.close()
 
 
-async def make_image(pool: aiomysql.Pool, kind: str, status: ImageStatus = ImageStatus.READY, ref: str | None = None) -> str:
+async def make_image(
+    pool: aiomysql.Pool, kind: str, status: ImageStatus = ImageStatus.READY, ref: str | None = None
+) -> str:
     image_id = str(uuid.uuid4())
     now = datetime.now(UTC).replace(tzinfo=None)
     async with pool.acquire() as conn, conn.cursor() as cur:
@@ -53,16 +55,27 @@ async def single(client: TestClient, ref: str, image_id: str | None):  # type: i
 
 
 async def events(settings: Settings, topic: str, ref: str, count: int, settle_s: float = 1.0) -> list[Message]:
-    return await read_messages(settings.kafka_bootstrap, topic, match=lambda m: m.key == ref, count=count, settle_s=settle_s)
+    return await read_messages(
+        settings.kafka_bootstrap, topic, match=lambda m: m.key == ref, count=count, settle_s=settle_s
+    )
 
 
 async def statuses(pool: aiomysql.Pool, ids: list[str]) -> list[str]:
-    rows = dict(await fetch_all(pool, f"SELECT image_id, status FROM images WHERE image_id IN ({','.join(['%s'] * len(ids))})", *ids))
+    rows = dict(
+        await fetch_all(
+            pool, f"SELECT image_id, status FROM images WHERE image_id IN ({','.join(['%s'] * len(ids))})", *ids
+        )
+    )
     return [rows[i] for i in ids]
 
 
 async def sequence(pool: aiomysql.Pool, kind: str, ref: str) -> list[str]:
-    rows = await fetch_all(pool, "SELECT image_id FROM image_sequence WHERE reference_type_id = %s AND reference_id = %s ORDER BY seq_number", kind, ref)
+    rows = await fetch_all(
+        pool,
+        "SELECT image_id FROM image_sequence WHERE reference_type_id = %s AND reference_id = %s ORDER BY seq_number",
+        kind,
+        ref,
+    )
     return [r[0] for r in rows]
 
 
@@ -75,7 +88,11 @@ async def test_first_single_confirm_announces_image_changed(client, pool, settin
     assert (await single(client, r_id, image)).status == 200
     (msg,) = await events(settings, "profile-image-changed", r_id, 1)
     assert msg.value["eventType"] == "IMAGE_CHANGED"
-    assert msg.value["payload"] == {"referenceId": r_id, "imageId": image, "imageUrl": f"http://img/PROFILE/{image}.webp"}
+    assert msg.value["payload"] == {
+        "referenceId": r_id,
+        "imageId": image,
+        "imageUrl": f"http://img/PROFILE/{image}.webp",
+    }
     assert await statuses(pool, [image]) == ["CONFIRMED"]
 
 
@@ -104,7 +121,9 @@ async def test_batch_confirm_keeps_list_order(client, pool, settings, relay) -> 
     (msg,) = await events(settings, "product-image-changed", r_id, 1)
     assert msg.value["eventType"] == "IMAGES_CHANGED"
     assert [(i["imageId"], i["seqNumber"], i["referenceId"]) for i in msg.value["payload"]["images"]] == [
-        (order[0], 0, r_id), (order[1], 1, r_id), (order[2], 2, r_id)
+        (order[0], 0, r_id),
+        (order[1], 1, r_id),
+        (order[2], 2, r_id),
     ]
     assert await sequence(pool, "PRODUCT", r_id) == order
 
@@ -136,7 +155,10 @@ async def test_delete_all_announces_images_deleted(client, pool, settings, relay
     r = await (batch(client, r_id, []) if endpoint == "batch" else single(client, r_id, ""))
     assert r.status == 200
     msgs = await events(settings, "product-image-changed", r_id, 2)
-    assert (msgs[1].value["eventType"], msgs[1].value["payload"]) == ("IMAGES_DELETED", {"referenceId": r_id, "images": []})
+    assert (msgs[1].value["eventType"], msgs[1].value["payload"]) == (
+        "IMAGES_DELETED",
+        {"referenceId": r_id, "images": []},
+    )
     assert await statuses(pool, ids) == ["DELETED", "DELETED"]
     assert await sequence(pool, "PRODUCT", r_id) == []
 
@@ -244,13 +266,17 @@ async def test_concurrent_confirms_of_one_reference_serialise(client, pool, sett
     assert sorted(map(tuple, announced)) == sorted(map(tuple, lists)), "every confirm was applied and announced once"
     final = await sequence(pool, "POST", r_id)
     assert final == announced[-1], "the last event describes the committed state"
-    confirmed = await fetch_all(pool, "SELECT COUNT(*) FROM images WHERE reference_id = %s AND status = 'CONFIRMED'", r_id)
+    confirmed = await fetch_all(
+        pool, "SELECT COUNT(*) FROM images WHERE reference_id = %s AND status = 'CONFIRMED'", r_id
+    )
     assert confirmed == [(3,)]
     # Each event's list was the reference's state when that transaction committed: the previous
     # list's images were deleted by the next one, in event order.
-    for earlier, later in zip(announced, announced[1:], strict=False):
+    for earlier, later in itertools.pairwise(announced):
         history = await fetch_all(
-            pool, "SELECT COUNT(*) FROM status_history WHERE new_status = 'DELETED' AND image_id IN (%s, %s, %s)", *earlier
+            pool,
+            "SELECT COUNT(*) FROM status_history WHERE new_status = 'DELETED' AND image_id IN (%s, %s, %s)",
+            *earlier,
         )
         assert history == [(3,)] and earlier != later
 

@@ -30,13 +30,17 @@ class Multipart:
         self.headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
-def form(*files: tuple[str, str | None, bytes], uploader: str | None = "u-1", category: str | None = "product") -> Multipart:
+def form(
+    *files: tuple[str, str | None, bytes], uploader: str | None = "u-1", category: str | None = "product"
+) -> Multipart:
     chunks: list[bytes] = []
     for field, name, content in files:
         disposition = f'form-data; name="{field}"' + ("" if name is None else f'; filename="{name}"')
         chunks.append(
             f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + content
+            + b"\r\n"
         )
     for field, value in (("uploaderId", uploader), ("category", category)):
         if value is not None:

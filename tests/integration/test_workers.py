@@ -38,12 +38,19 @@ async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[ha
 
 async def upload(res: handlers.Resources, data: bytes, name: str = "a.jpg") -> tuple[str, bytes, bytes]:
     """Upload through the real ingest path; return (image id, outbox key, outbox value)."""
-    img, = await ingest(
-        [IncomingFile(name, data)], uploader_id="u", category="POST", reference_data=res.references.data,
-        settings=res.settings, store=res.store, uow=MariaDbUnitOfWork(res.pool),
+    (img,) = await ingest(
+        [IncomingFile(name, data)],
+        uploader_id="u",
+        category="POST",
+        reference_data=res.references.data,
+        settings=res.settings,
+        store=res.store,
+        uow=MariaDbUnitOfWork(res.pool),
     )
-    (key, value), = await fetch_all(
-        res.pool, "SELECT message_key, payload FROM outbox WHERE message_key = %s AND topic = 'image-uploaded'", img.image_id
+    ((key, value),) = await fetch_all(
+        res.pool,
+        "SELECT message_key, payload FROM outbox WHERE message_key = %s AND topic = 'image-uploaded'",
+        img.image_id,
     )
     return img.image_id, key.encode(), value.encode()
 
@@ -66,11 +73,13 @@ async def test_an_upload_reaches_ready_with_a_webp_of_the_same_size_at_its_url(r
     assert url == resources.settings.base_url + location and location.endswith(f"{image_id}.webp")
     out = Image.open(io.BytesIO(resources.store.read(location)))
     assert (out.format, out.size, size) == ("WEBP", (120, 80), resources.store.size(location))
-    (event_type, payload), = await fetch_all(
+    ((event_type, payload),) = await fetch_all(
         resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
     )
     assert event_type == "IMAGE_READY" and json.loads(payload)["payload"]["imageUrl"] == url
-    history = await fetch_all(resources.pool, "SELECT old_status, new_status FROM status_history WHERE image_id = %s ORDER BY id", image_id)
+    history = await fetch_all(
+        resources.pool, "SELECT old_status, new_status FROM status_history WHERE image_id = %s ORDER BY id", image_id
+    )
     assert history == [(None, "TEMP"), ("TEMP", "READY")]
 
 
@@ -89,7 +98,9 @@ async def test_an_undecodable_upload_ends_failed_with_the_reason(resources) -> N
     data = images.noisy_jpeg(256, 256)
     image_id, key, value = await upload(resources, data[:700])
     assert await handlers.handle_uploaded(resources, key, value) == "FAILED"
-    (reason,), = await fetch_all(resources.pool, "SELECT reason FROM status_history WHERE image_id = %s AND new_status = 'FAILED'", image_id)
+    ((reason,),) = await fetch_all(
+        resources.pool, "SELECT reason FROM status_history WHERE image_id = %s AND new_status = 'FAILED'", image_id
+    )
     assert "undecodable" in reason
 
 
@@ -101,7 +112,13 @@ async def test_a_wider_than_webp_image_is_stored_as_the_original_with_its_url_co
     assert resources.store.exists(location)
 
 
-@pytest.mark.parametrize("raw", [b"not json", b'{"eventId": "x", "eventType": "IMAGE_UPLOADED", "timestamp": "2025-01-01T00:00:00Z", "payload": {}}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'{"eventId": "x", "eventType": "IMAGE_UPLOADED", "timestamp": "2025-01-01T00:00:00Z", "payload": {}}',
+    ],
+)
 async def test_a_poison_message_is_recorded_and_the_next_one_processed(resources, raw: bytes) -> None:  # type: ignore[no-untyped-def]
     assert await handlers.handle_uploaded(resources, b"k", raw) == "poison"
     assert await fetch_all(resources.pool, "SELECT outcome FROM processed_events") == [("POISON",)]
@@ -125,16 +142,25 @@ async def test_a_message_whose_original_is_missing_ends_failed(resources) -> Non
 
 def command(image_id: str, **payload: object) -> bytes:
     body = {"imageId": image_id, "category": "PRODUCT", "uploaderId": "svc-1", "fileName": "a.jpg"} | payload
-    return Envelope(str(uuid.uuid4()), UPLOAD_REQUESTED, datetime.now(UTC), UPLOAD_REQUESTED_TOPIC, image_id, body).to_bytes()
+    return Envelope(
+        str(uuid.uuid4()), UPLOAD_REQUESTED, datetime.now(UTC), UPLOAD_REQUESTED_TOPIC, image_id, body
+    ).to_bytes()
 
 
 async def test_an_upload_command_with_content_is_stored_once(resources) -> None:  # type: ignore[no-untyped-def]
     image_id = str(uuid.uuid4())
     raw = command(image_id, content=base64.b64encode(images.jpeg()).decode())
     assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "accepted"
-    assert await handlers.handle_upload_command(resources, image_id.encode(), command(image_id, content=base64.b64encode(images.jpeg()).decode())) == "skipped"
+    assert (
+        await handlers.handle_upload_command(
+            resources, image_id.encode(), command(image_id, content=base64.b64encode(images.jpeg()).decode())
+        )
+        == "skipped"
+    )
     assert await fetch_all(resources.pool, "SELECT status, reference_type_id FROM images") == [("TEMP", "PRODUCT")]
-    (key, value), = await fetch_all(resources.pool, "SELECT message_key, payload FROM outbox WHERE topic = 'image-uploaded'")
+    ((key, value),) = await fetch_all(
+        resources.pool, "SELECT message_key, payload FROM outbox WHERE topic = 'image-uploaded'"
+    )
     assert await handlers.handle_uploaded(resources, key.encode(), value.encode()) == "READY"
 
 
@@ -143,7 +169,9 @@ async def test_an_upload_command_with_a_disallowed_url_fails_cleanly(resources) 
     raw = command(image_id, sourceUrl="http://169.254.169.254/latest/meta-data")
     assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
     assert await fetch_all(resources.pool, "SELECT 1 FROM images") == []
-    (event_type, payload), = await fetch_all(resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'")
+    ((event_type, payload),) = await fetch_all(
+        resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
+    )
     body = json.loads(payload)["payload"]
     assert event_type == "IMAGE_FAILED" and body["imageId"] == image_id and "disabled" in body["reason"]
 
@@ -152,7 +180,7 @@ async def test_an_upload_command_is_validated_like_http(resources) -> None:  # t
     image_id = str(uuid.uuid4())
     raw = command(image_id, fileName="a.php.jpg", content=base64.b64encode(images.jpeg()).decode())
     assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
-    (payload,), = await fetch_all(resources.pool, "SELECT payload FROM outbox WHERE topic = 'image-processed'")
+    ((payload,),) = await fetch_all(resources.pool, "SELECT payload FROM outbox WHERE topic = 'image-processed'")
     assert "INVALID_FILE_EXTENSION" in json.loads(payload)["payload"]["reason"]
 
 
@@ -161,6 +189,7 @@ async def test_a_url_on_the_allow_list_is_fetched(resources, tmp_path: Path) -> 
     from aiohttp.test_utils import TestServer
 
     data = images.jpeg()
+
     async def image(_: web.Request) -> web.Response:
         return web.Response(body=data)
 
@@ -175,8 +204,14 @@ async def test_a_url_on_the_allow_list_is_fetched(resources, tmp_path: Path) -> 
     try:
         res = replace(resources, settings=replace(resources.settings, fetch_allowed_hosts=("127.0.0.1",)))
         ok_id, away_id = str(uuid.uuid4()), str(uuid.uuid4())
-        assert await handlers.handle_upload_command(res, b"k", command(ok_id, sourceUrl=str(server.make_url("/img.jpg")))) == "accepted"
-        assert await handlers.handle_upload_command(res, b"k", command(away_id, sourceUrl=str(server.make_url("/away")))) == "rejected"
+        assert (
+            await handlers.handle_upload_command(res, b"k", command(ok_id, sourceUrl=str(server.make_url("/img.jpg"))))
+            == "accepted"
+        )
+        assert (
+            await handlers.handle_upload_command(res, b"k", command(away_id, sourceUrl=str(server.make_url("/away"))))
+            == "rejected"
+        )
         assert await fetch_all(res.pool, "SELECT image_id FROM images") == [(ok_id,)]
     finally:
         await server.close()

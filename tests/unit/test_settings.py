@@ -62,3 +62,11 @@ def test_every_setting_is_documented_with_a_variable_name() -> None:
     names = [row[0] for row in Settings.documented()]
     assert all(n.startswith("IMAGES_") for n in names)
     assert len(names) == len(set(names))
+
+
+def test_readme_lists_every_setting() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [name for name, _, _ in Settings.documented() if f"`{name}`" not in readme]
+    assert missing == []
