@@ -47,9 +47,10 @@ async def in_transaction_retrying(transaction: Callable[[], Awaitable[T]], *, at
 
 def connect_kwargs(dsn: DbDsn) -> dict[str, Any]:
     """Return aiomysql connection arguments for a DSN."""
-    return {
-        "host": dsn.host,
-        "port": dsn.port,
+    where: dict[str, Any] = (
+        {"unix_socket": dsn.unix_socket} if dsn.unix_socket else {"host": dsn.host, "port": dsn.port}
+    )
+    return where | {
         "user": dsn.user,
         "password": dsn.password,
         "db": dsn.database,

@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 TMP_SUFFIX = ".part"
 
@@ -20,18 +20,25 @@ class FileStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
+        self._made_dirs: set[Path] = set()
 
     def path(self, key: str) -> Path:
-        """Return the absolute path of a key; refuse keys that leave the root."""
-        target = (self.root / key).resolve()
-        if not target.is_relative_to(self.root) or target == self.root:
+        """Return the absolute path of a key; refuse keys that could leave the root.
+
+        A lexical check (no `..`, not absolute) instead of resolve(): keys are ours, and this sits
+        on the upload path, where resolve()'s lstat of every component showed in profiles.
+        """
+        parts = PurePosixPath(key).parts
+        if not parts or key.startswith("/") or any(p in ("..", ".", "") for p in parts):
             raise ValueError(f"storage key {key!r} leaves the storage root")
-        return target
+        return self.root.joinpath(*parts)
 
     def write(self, key: str, data: bytes | memoryview) -> int:
         """Write a whole file durably and atomically; return its size."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._made_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(target.parent)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:

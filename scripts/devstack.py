@@ -29,7 +29,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 def answers(dsn: DbDsn) -> bool:
     """Tell whether the server accepts a connection (the database may not exist yet)."""
     try:
-        pymysql.connect(host=dsn.host, port=dsn.port, user=dsn.user, password=dsn.password, connect_timeout=2).close()
+        where = {"unix_socket": dsn.unix_socket} if dsn.unix_socket else {"host": dsn.host, "port": dsn.port}
+        pymysql.connect(**where, user=dsn.user, password=dsn.password, connect_timeout=2).close()
         return True
     except pymysql.err.OperationalError:
         return False

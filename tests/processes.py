@@ -20,7 +20,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for f in fields(Settings):
         value = getattr(settings, f.name)
         if isinstance(value, DbDsn):
-            value = f"mysql://{value.user}:{value.password}@{value.host}:{value.port}/{value.database}"
+            value = value.to_url()
         elif isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, tuple):

@@ -70,3 +70,14 @@ def test_readme_lists_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [name for name, _, _ in Settings.documented() if f"`{name}`" not in readme]
     assert missing == []
+
+
+def test_dsn_takes_a_unix_socket_and_renders_back() -> None:
+    dsn = parse_dsn("mysql://app:p%40ss@db:3307/imgs?unix_socket=/run/mysqld/mysqld.sock")
+    assert dsn.unix_socket == "/run/mysqld/mysqld.sock"
+    assert parse_dsn(dsn.to_url()) == dsn
+
+
+def test_dsn_refuses_unknown_options() -> None:
+    with pytest.raises(SettingsError, match="IMAGES_DB_DSN"):
+        Settings.from_env({"IMAGES_DB_DSN": "mysql://h/db?sslmode=off"})

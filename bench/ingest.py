@@ -1,0 +1,145 @@
+"""Ingest benchmark (issue 3): uploads/s and latency of POST /api/images next to a bare aiohttp handler.
+
+Both servers run as their own process on this machine and get the same load from this process:
+1.5 MiB and 100 KiB JPEGs at concurrency 16 and 64, for a fixed time each.
+Target: >= 0.8x the bare handler's rate, p99 < 100 ms at concurrency 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+from harness import ROOT, bench_environment, start, summary_ms, wait_port, write_results
+
+sys.path.insert(0, str(ROOT))
+from tests import images, services
+
+BOUNDARY = "bench-boundary-7d3f"
+
+
+def body(jpeg: bytes) -> bytes:
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + jpeg
+        + b"\r\n",
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="uploaderId"\r\n\r\nbench\r\n'.encode(),
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="category"\r\n\r\nPRODUCT\r\n'.encode(),
+        f"--{BOUNDARY}--\r\n".encode(),
+    ]
+    return b"".join(parts)
+
+
+def jpeg_of_size(target: int) -> bytes:
+    side = 256
+    while True:
+        data = images.noisy_jpeg(side, side * 3 // 4, seed=side)
+        if len(data) >= target:
+            return data
+        side = int(side * 1.25)
+
+
+def wrk_load(url: str, payload: bytes, concurrency: int, seconds: float) -> dict:
+    """Drive the server with wrk (C, two threads): it leaves the CPU to the server under test."""
+    body_file = Path("/tmp/images-bench-ingest-body.bin")
+    body_file.write_bytes(payload)
+    env = {**os.environ, "BODY_FILE": str(body_file), "BOUNDARY": BOUNDARY}
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(ROOT / "bench" / "upload.lua"), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    requests, errors, duration_us, p50, p99, mean, worst = (float(v) for v in line.split()[1:])
+    return {
+        "uploads_per_s": round(requests / (duration_us / 1e6), 1), "errors": int(errors), "count": int(requests),
+        "p50_ms": round(p50 / 1000, 2), "p99_ms": round(p99 / 1000, 2), "mean_ms": round(mean / 1000, 2), "max_ms": round(worst / 1000, 2),
+    }
+
+
+async def load(url: str, payload: bytes, concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    stop_at = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one_client() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                async with session.post(url, data=payload, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - started)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {"uploads_per_s": round(len(latencies) / elapsed, 1), "errors": errors, **summary_ms(latencies)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    sizes = {"1.5MiB": jpeg_of_size(int(1.5 * 1024 * 1024)), "100KiB": jpeg_of_size(100 * 1024)}
+    rows = []
+    with bench_environment("ingest") as settings:
+        log_dir = Path(settings.upload_dir).parent / "ingest-logs"
+        log_dir.mkdir(exist_ok=True)
+        api_port, bare_port = services.free_port(), services.free_port()
+        api = start("api", ["api"], replace(settings, api_port=api_port, log_level="INFO"), log_dir)
+        bare_dir = Path(settings.upload_dir) / "bare"
+        bare_dir.mkdir()
+        bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_upload.py"), str(bare_port), str(bare_dir)])
+        try:
+            wait_port(api_port)
+            wait_port(bare_port)
+            for size_name, jpeg in sizes.items():
+                payload = body(jpeg)
+                for concurrency in (16, 64):
+                    for name, port in (("bare aiohttp", bare_port), ("image-server", api_port)):
+                        url = f"http://127.0.0.1:{port}/api/images"
+                        if shutil.which("wrk"):
+                            wrk_load(url, payload, concurrency, 1.0)  # warm-up
+                            result = wrk_load(url, payload, concurrency, args.seconds)
+                        else:
+                            asyncio.run(load(url, payload, concurrency, 1.0))  # warm-up
+                            result = asyncio.run(load(url, payload, concurrency, args.seconds))
+                        row = {
+                            "server": name,
+                            "size": size_name,
+                            "bytes": len(jpeg),
+                            "concurrency": concurrency,
+                            **result,
+                        }
+                        rows.append(row)
+                        print(row, flush=True)
+        finally:
+            api.terminate()
+            bare.terminate()
+            bare.wait()
+    for row in rows:
+        if row["server"] == "image-server":
+            base = next(
+                r
+                for r in rows
+                if r["server"] != "image-server" and r["size"] == row["size"] and r["concurrency"] == row["concurrency"]
+            )
+            row["vs_bare"] = round(row["uploads_per_s"] / base["uploads_per_s"], 2)
+    write_results("ingest", {"load_generator": "wrk -t2" if shutil.which("wrk") else "aiohttp client", "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
