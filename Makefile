@@ -27,6 +27,11 @@ test: install
 test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+bench: install
+	$(PY) scripts/devstack.py db
+	@command -v wrk >/dev/null || echo "wrk not found: the ingest benchmark falls back to a Python client (apt-get install wrk)"
+	cd bench && ../$(PY) ingest.py && ../$(PY) relay.py && ../$(PY) conversion.py && ../$(PY) confirm.py && ../$(PY) report.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

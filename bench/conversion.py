@@ -1,0 +1,150 @@
+"""Conversion benchmark (issue 5): worker images/s next to a raw Pillow loop, and upload-to-READY latency.
+
+Both sides convert the same generated photos (1080p and 12 MP JPEGs) on the same cores in the same
+run. The raw loop is the floor of what Python can do: a process pool mapping open -> exif_transpose
+-> WebP q80 over bytes in memory. The worker side is the whole pipeline: ingest (file + rows +
+outbox), relay, Faust worker, conversion in its process pool, the READY transaction.
+Target: >= 0.9x the raw loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from harness import ROOT, bench_environment, start, summary_ms, wait_port, write_results
+from adapters import mariadb
+from adapters.ingest import IncomingFile, ingest
+from adapters.mariadb import MariaDbUnitOfWork
+from adapters.reference_cache import ReferenceCache
+from adapters.storage import FileStore
+from core.settings import Settings
+from tests import images, services
+from tests.e2e.client import ImageClient
+
+
+def raw_convert(data: bytes) -> int:
+    with Image.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        ImageOps.exif_transpose(img).save(out, "WEBP", quality=80, method=4)
+        return out.tell()
+
+
+def raw_loop(photos: list[bytes], processes: int) -> float:
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(raw_convert, photos[:processes]))  # warm the processes
+        began = time.perf_counter()
+        list(pool.map(raw_convert, photos))
+        return len(photos) / (time.perf_counter() - began)
+
+
+async def pipeline(settings: Settings, photos: list[bytes]) -> tuple[float, float]:
+    """Ingest every photo at once; return images/s (first ingest to last READY, first to last READY).
+
+    The second number is the steady rate: it leaves out the pipeline's fill time (upload to the
+    first conversion starting), which is latency, not throughput.
+    """
+    pool = await mariadb.create_pool(settings.db_dsn, size=4)
+    cache = ReferenceCache(pool)
+    await cache.reload()
+    store = FileStore(settings.upload_dir)
+    began = datetime.now(UTC)
+    ids = []
+    for n, data in enumerate(photos):
+        (img,) = await ingest(
+            [IncomingFile(f"{n}.jpg", data)], uploader_id="bench", category="POST", reference_data=cache.data,
+            settings=settings, store=store, uow=MariaDbUnitOfWork(pool),
+        )
+        ids.append(img.image_id)
+    marks = ", ".join(["%s"] * len(ids))
+    while True:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(f"SELECT COUNT(*), MIN(updated_at), MAX(updated_at) FROM images WHERE status = 'READY' AND image_id IN ({marks})", ids)
+            done, first, last = await cur.fetchone()
+        if done == len(ids):
+            break
+        await asyncio.sleep(0.05)
+    pool.close()
+    await pool.wait_closed()
+    whole = len(ids) / (last.replace(tzinfo=UTC) - began).total_seconds()
+    steady = (len(ids) - 1) / max((last - first).total_seconds(), 1e-6)
+    return whole, steady
+
+
+async def latency(settings: Settings, photo: bytes, uploads: int, gap_s: float) -> dict:
+    """Upload one photo at a time over HTTP; latency = READY time - upload time (server clocks)."""
+    client = ImageClient(f"http://127.0.0.1:{settings.api_port}")
+    ids = []
+    try:
+        for _ in range(uploads):
+            _, body = await client.upload([("p.jpg", photo)], category="POST", field="file")
+            ids.append(body["id"])
+            await asyncio.sleep(gap_s)
+    finally:
+        await client.close()
+    pool = await mariadb.create_pool(settings.db_dsn, size=2)
+    marks = ", ".join(["%s"] * len(ids))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT i.created_at, h.updated_at FROM images i JOIN status_history h ON h.image_id = i.image_id"
+                f" AND h.new_status = 'READY' WHERE i.image_id IN ({marks})", ids,
+            )
+            rows = await cur.fetchall()
+        if len(rows) == len(ids):
+            break
+        await asyncio.sleep(0.1)
+    pool.close()
+    await pool.wait_closed()
+    return summary_ms([(ready - created).total_seconds() for created, ready in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hd", type=int, default=48, help="1080p photos")
+    parser.add_argument("--mp12", type=int, default=12, help="12 MP photos")
+    args = parser.parse_args()
+    sets = {
+        "1080p": [images.noisy_jpeg(1920, 1080, seed=n) for n in range(args.hd)],
+        "12MP": [images.noisy_jpeg(4000, 3000, seed=100 + n) for n in range(args.mp12)],
+    }
+    cores = len(__import__("os").sched_getaffinity(0))
+    rows = []
+    with bench_environment("conversion", convert_processes=cores, worker_concurrency=2 * cores) as settings:
+        port = services.free_port()
+        settings = replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/", log_level="INFO")
+        log_dir = Path("/tmp/images-bench-conversion-logs")
+        log_dir.mkdir(exist_ok=True)
+        procs = [start("relay", ["outbox"], settings, log_dir), start("workers", ["workers", "worker"], settings, log_dir)]
+        try:
+            services.wait_until(lambda: "Worker ready" in procs[1].log(), timeout_s=60, what="worker ready")
+            asyncio.run(pipeline(settings, sets["1080p"][:2]))  # warm the worker's conversion processes
+            for name, photos in sets.items():
+                raw = raw_loop(photos, cores)
+                whole, steady = asyncio.run(pipeline(settings, photos))
+                row = {"set": name, "images": len(photos), "raw_pillow_images_per_s": round(raw, 2),
+                       "worker_images_per_s": round(steady, 2), "vs_raw": round(steady / raw, 2),
+                       "worker_images_per_s_including_fill": round(whole, 2)}
+                rows.append(row)
+                print(row, flush=True)
+            procs.append(start("api", ["api"], settings, log_dir))
+            wait_port(port)
+            light = asyncio.run(latency(settings, sets["1080p"][0], uploads=20, gap_s=0.5))
+            print(light, flush=True)
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+    write_results("conversion", {"cores": cores, "throughput": rows, "upload_to_ready_1080p_light_load": light})
+
+
+if __name__ == "__main__":
+    main()
