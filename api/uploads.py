@@ -85,12 +85,14 @@ async def _read_form(
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise errors.ValidationError("nested multipart is not supported")
-            if part.name in ("file", "files"):
+            # aiohttp re-parses Content-Disposition on every .name/.filename access: read each once.
+            name = part.name
+            if name in ("file", "files"):
                 data = await _read_part(part, body, max_file_bytes)
-                (single if part.name == "file" else multi).append(IncomingFile(part.filename, data))
-            elif part.name:
+                (single if name == "file" else multi).append(IncomingFile(part.filename, data))
+            elif name:
                 raw = await _read_part(part, body, MAX_FIELD_BYTES)
-                fields[part.name] = raw.decode("utf-8", errors="replace")
+                fields[name] = raw.decode("utf-8", errors="replace")
     except (ValueError, AssertionError) as exc:
         # aiohttp raises these for malformed multipart bodies.
         raise errors.ValidationError(f"malformed multipart body: {exc}") from None
