@@ -101,8 +101,10 @@ async def drop_database(dsn: DbDsn) -> None:
     """Drop the DSN's database (tests only)."""
     conn = await aiomysql.connect(**(connect_kwargs(dsn) | {"db": None}))
     try:
-        async with conn.cursor() as cur:
-            await cur.execute(f"DROP DATABASE IF EXISTS `{_identifier(dsn.database)}`")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pymysql.Warning)  # "database doesn't exist" is fine
+            async with conn.cursor() as cur:
+                await cur.execute(f"DROP DATABASE IF EXISTS `{_identifier(dsn.database)}`")
     finally:
         conn.close()
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-
 from harness import bench_environment, start, summary_ms, wait_port, write_results
+from relay import Arrivals
+
 from adapters import mariadb
 from core.settings import Settings
-from relay import Arrivals
 from tests import services
 
 TOPIC = "post-image-changed"
@@ -86,7 +86,10 @@ def main() -> None:
         procs = [start("relay", ["outbox"], settings, log_dir), start("api", ["api"], settings, log_dir)]
         try:
             wait_port(port)
-            rows = [asyncio.run(at_rate(settings, 1, 3 * args.seconds)), asyncio.run(at_rate(settings, 50, args.seconds))]
+            rows = [
+                asyncio.run(at_rate(settings, 1, 3 * args.seconds)),
+                asyncio.run(at_rate(settings, 50, args.seconds)),
+            ]
             for r in rows:
                 print(r, flush=True)
         finally:

@@ -18,9 +18,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness import bench_environment, start, summary_ms, wait_port, write_results
 from PIL import Image, ImageOps
 
-from harness import ROOT, bench_environment, start, summary_ms, wait_port, write_results
 from adapters import mariadb
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
@@ -60,14 +60,22 @@ async def pipeline(settings: Settings, photos: list[bytes]) -> tuple[float, floa
     ids = []
     for n, data in enumerate(photos):
         (img,) = await ingest(
-            [IncomingFile(f"{n}.jpg", data)], uploader_id="bench", category="POST", reference_data=cache.data,
-            settings=settings, store=store, uow=MariaDbUnitOfWork(pool),
+            [IncomingFile(f"{n}.jpg", data)],
+            uploader_id="bench",
+            category="POST",
+            reference_data=cache.data,
+            settings=settings,
+            store=store,
+            uow=MariaDbUnitOfWork(pool),
         )
         ids.append(img.image_id)
     marks = ", ".join(["%s"] * len(ids))
     while True:
         async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(f"SELECT COUNT(*), MIN(updated_at), MAX(updated_at) FROM images WHERE status = 'READY' AND image_id IN ({marks})", ids)
+            await cur.execute(
+                f"SELECT COUNT(*), MIN(updated_at), MAX(updated_at) FROM images WHERE status = 'READY' AND image_id IN ({marks})",
+                ids,
+            )
             done, first, last = await cur.fetchone()
         if done == len(ids):
             break
@@ -97,7 +105,8 @@ async def latency(settings: Settings, photo: bytes, uploads: int, gap_s: float) 
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
                 "SELECT i.created_at, h.updated_at FROM images i JOIN status_history h ON h.image_id = i.image_id"
-                f" AND h.new_status = 'READY' WHERE i.image_id IN ({marks})", ids,
+                f" AND h.new_status = 'READY' WHERE i.image_id IN ({marks})",
+                ids,
             )
             rows = await cur.fetchall()
         if len(rows) == len(ids):
@@ -124,16 +133,24 @@ def main() -> None:
         settings = replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/", log_level="INFO")
         log_dir = Path("/tmp/images-bench-conversion-logs")
         log_dir.mkdir(exist_ok=True)
-        procs = [start("relay", ["outbox"], settings, log_dir), start("workers", ["workers", "worker"], settings, log_dir)]
+        procs = [
+            start("relay", ["outbox"], settings, log_dir),
+            start("workers", ["workers", "worker"], settings, log_dir),
+        ]
         try:
             services.wait_until(lambda: "Worker ready" in procs[1].log(), timeout_s=60, what="worker ready")
             asyncio.run(pipeline(settings, sets["1080p"][:2]))  # warm the worker's conversion processes
             for name, photos in sets.items():
                 raw = raw_loop(photos, cores)
                 whole, steady = asyncio.run(pipeline(settings, photos))
-                row = {"set": name, "images": len(photos), "raw_pillow_images_per_s": round(raw, 2),
-                       "worker_images_per_s": round(steady, 2), "vs_raw": round(steady / raw, 2),
-                       "worker_images_per_s_including_fill": round(whole, 2)}
+                row = {
+                    "set": name,
+                    "images": len(photos),
+                    "raw_pillow_images_per_s": round(raw, 2),
+                    "worker_images_per_s": round(steady, 2),
+                    "vs_raw": round(steady / raw, 2),
+                    "worker_images_per_s_including_fill": round(whole, 2),
+                }
                 rows.append(row)
                 print(row, flush=True)
             procs.append(start("api", ["api"], settings, log_dir))

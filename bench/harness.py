@@ -77,7 +77,9 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
 def bench_environment(name: str, **overrides: Any) -> Iterator[Settings]:
     """A fresh database, a fresh tansu broker and an upload dir; torn down afterwards."""
     # Same host: the unix socket, as a deployment with MariaDB beside the service would use.
-    local = "mysql://root@127.0.0.1:3306/x" + ("?unix_socket=/run/mysqld/mysqld.sock" if Path("/run/mysqld/mysqld.sock").exists() else "")
+    local = "mysql://root@127.0.0.1:3306/x" + (
+        "?unix_socket=/run/mysqld/mysqld.sock" if Path("/run/mysqld/mysqld.sock").exists() else ""
+    )
     server = parse_dsn(os.environ.get("IMAGES_BENCH_DB_DSN", local))
     dsn = server.with_database(f"images_bench_{name}")
     asyncio.run(mariadb.drop_database(dsn))

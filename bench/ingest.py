@@ -54,14 +54,32 @@ def wrk_load(url: str, payload: bytes, concurrency: int, seconds: float) -> dict
     body_file.write_bytes(payload)
     env = {**os.environ, "BODY_FILE": str(body_file), "BOUNDARY": BOUNDARY}
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(ROOT / "bench" / "upload.lua"), url],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(ROOT / "bench" / "upload.lua"),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     requests, errors, duration_us, p50, p99, mean, worst = (float(v) for v in line.split()[1:])
     return {
-        "uploads_per_s": round(requests / (duration_us / 1e6), 1), "errors": int(errors), "count": int(requests),
-        "p50_ms": round(p50 / 1000, 2), "p99_ms": round(p99 / 1000, 2), "mean_ms": round(mean / 1000, 2), "max_ms": round(worst / 1000, 2),
+        "uploads_per_s": round(requests / (duration_us / 1e6), 1),
+        "errors": int(errors),
+        "count": int(requests),
+        "p50_ms": round(p50 / 1000, 2),
+        "p99_ms": round(p99 / 1000, 2),
+        "mean_ms": round(mean / 1000, 2),
+        "max_ms": round(worst / 1000, 2),
     }
 
 

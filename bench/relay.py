@@ -16,8 +16,8 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from harness import bench_environment, start, summary_ms, write_results
+
 from adapters import mariadb
 from adapters.mariadb import MariaDbUnitOfWork
 from core.events import Envelope
@@ -71,7 +71,9 @@ class Arrivals:
 
 def envelope(n: int) -> Envelope:
     ref = f"ref-{n % 50}"
-    return Envelope(str(uuid.uuid4()), "IMAGES_CHANGED", datetime.now(UTC), TOPIC, ref, {"referenceId": ref, "images": []})
+    return Envelope(
+        str(uuid.uuid4()), "IMAGES_CHANGED", datetime.now(UTC), TOPIC, ref, {"referenceId": ref, "images": []}
+    )
 
 
 async def at_rate(settings: Settings, rate: float, seconds: float) -> dict:
@@ -128,7 +130,11 @@ async def max_rate(settings: Settings, rows: int, log_dir: Path) -> dict:
         await arrivals.stop()
         pool.close()
         await pool.wait_closed()
-    return {"rows": rows, "rows_per_s": round(rows / (last - first), 1), "drain_s_including_start": round(last - began, 2)}
+    return {
+        "rows": rows,
+        "rows_per_s": round(rows / (last - first), 1),
+        "drain_s_including_start": round(last - began, 2),
+    }
 
 
 def main() -> None:
@@ -148,9 +154,18 @@ def main() -> None:
             relay.terminate()
         drain = asyncio.run(max_rate(settings, args.drain_rows, log_dir))
         print(drain, flush=True)
-    write_results("relay", {"commit_to_topic": rates, "max_rate": drain, "settings": {
-        "relay_poll_interval_s": settings.relay_poll_interval_s, "relay_idle_interval_s": settings.relay_idle_interval_s,
-        "relay_batch_size": settings.relay_batch_size}})
+    write_results(
+        "relay",
+        {
+            "commit_to_topic": rates,
+            "max_rate": drain,
+            "settings": {
+                "relay_poll_interval_s": settings.relay_poll_interval_s,
+                "relay_idle_interval_s": settings.relay_idle_interval_s,
+                "relay_batch_size": settings.relay_batch_size,
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

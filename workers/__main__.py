@@ -14,7 +14,7 @@ from pathlib import Path
 import faust
 import structlog
 
-from adapters import mariadb
+from adapters import health, mariadb
 from adapters.kafka import create_producer
 from adapters.logs import configure_logging
 from adapters.storage import FileStore
@@ -35,6 +35,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     send.add_argument("--uploader-id", required=True)
     send.add_argument("--image-id", default=None, help="default: a new UUID (printed)")
     send.add_argument("--file-name", default=None, help="default: the file's own name")
+    sub.add_parser("health", help="exit 0 when MariaDB and Kafka answer (container HEALTHCHECK)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
     sweep.add_argument("which", choices=["failed", "temp", "orphans"])
     return parser.parse_args(argv)
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         worker.spinner = None  # a terminal spinner would write escape codes into the JSON log stream
         worker.execute_from_commandline()  # handles SIGTERM/SIGINT: stops agents, then services
+    elif args.command == "health":
+        sys.exit(asyncio.run(check_health(settings)))
     elif args.command == "send-upload":
         asyncio.run(send_upload(settings, args))
     else:
@@ -79,6 +82,22 @@ async def send_upload(settings: Settings, args: argparse.Namespace) -> None:
     finally:
         await producer.stop()
     print(image_id)
+
+
+async def check_health(settings: Settings) -> int:
+    """Check MariaDB and Kafka like the api's actuator does; return the exit code."""
+    try:
+        pool = await mariadb.create_pool(settings.db_dsn, size=1)
+    except Exception as exc:
+        print(f"db=DOWN ({type(exc).__name__}: {exc})")
+        return 1
+    try:
+        db, kafka = await asyncio.gather(health.check_db(pool), health.check_kafka(settings.kafka_bootstrap))
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    print(f"db={'UP' if db.up else 'DOWN'} kafka={'UP' if kafka.up else 'DOWN'}")
+    return 0 if db.up and kafka.up else 1
 
 
 async def run_sweep(settings: Settings, which: str) -> None:
