@@ -121,15 +121,23 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
     return status if done.applied else "skipped"
 
 
+ALREADY_DONE = (
+    "SELECT i.status, EXISTS(SELECT 1 FROM processed_events p WHERE p.consumer = %s AND p.event_id = %s)"
+    " FROM images i WHERE i.image_id = %s"
+)
+
+
 async def _already_done(res: Resources, event_id: str, image_id: str) -> bool:
-    """Cheap pre-check so a redelivered message is not converted again (the transaction re-checks)."""
+    """Cheap pre-check (one autocommit read) so a redelivered message is not converted again.
+
+    Only an optimisation: complete_conversion re-checks both under the row lock.
+    """
 
     async def check() -> bool:
-        async with MariaDbUnitOfWork(res.pool) as uow:
-            if await uow.processed.seen(services.CONVERTER, event_id):
-                return True
-            image = await uow.images.get(image_id)
-            return image is not None and image.status is not ImageStatus.TEMP
+        async with res.pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(ALREADY_DONE, (services.CONVERTER, event_id, image_id))
+            row = await cur.fetchone()
+        return row is not None and (row[0] != ImageStatus.TEMP.value or bool(row[1]))
 
     return await until_available("mariadb", check)
 

@@ -56,3 +56,34 @@ async def test_two_workers_share_the_topic(api: ImageClient, stack: Stack) -> No
         if name.startswith("workers") and any(f'"image_id": "{u["id"]}"' in p.log() for u in uploaded)
     }
     assert workers_that_converted == {"workers-1", "workers-2"}
+
+
+async def test_workers_joining_and_leaving_lose_nothing_and_apply_nothing_twice(api: ImageClient, stack: Stack) -> None:
+    from adapters import mariadb
+
+    _, uploaded = await api.upload([(f"{n}.jpg", images.noisy_jpeg(640, 480, seed=n)) for n in range(24)], category="POST")
+    joining = stack.start("workers-3", ["workers", "worker"])  # joins while the batch is being converted
+    first = stack.processes["workers-1"]
+    await services.eventually(lambda: worker_ready(joining), timeout_s=60, what="workers-3 to join")
+    assert first.terminate() == 0  # leaves, cleanly, part-way through
+    done = await asyncio.gather(*(wait_ready(api, u["id"], timeout_s=120) for u in uploaded))
+    assert {d["status"] for d in done} == {"READY"}
+
+    ids = [u["id"] for u in uploaded]
+    marks = ", ".join(["%s"] * len(ids))
+    pool = await mariadb.create_pool(stack.settings.db_dsn, size=1)
+    try:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(
+                f"SELECT image_id, COUNT(*) FROM status_history WHERE new_status = 'READY' AND image_id IN ({marks}) GROUP BY image_id", ids
+            )
+            ready_rows = dict(await cur.fetchall())
+            await cur.execute(
+                f"SELECT message_key, COUNT(*) FROM outbox WHERE topic = 'image-processed' AND message_key IN ({marks}) GROUP BY message_key", ids
+            )
+            processed_rows = dict(await cur.fetchall())
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    assert ready_rows == dict.fromkeys(ids, 1), "every image moved to READY exactly once"
+    assert processed_rows == dict.fromkeys(ids, 1), "every image announced exactly once"
