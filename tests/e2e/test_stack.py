@@ -61,7 +61,9 @@ async def test_two_workers_share_the_topic(api: ImageClient, stack: Stack) -> No
 async def test_workers_joining_and_leaving_lose_nothing_and_apply_nothing_twice(api: ImageClient, stack: Stack) -> None:
     from adapters import mariadb
 
-    _, uploaded = await api.upload([(f"{n}.jpg", images.noisy_jpeg(640, 480, seed=n)) for n in range(24)], category="POST")
+    _, uploaded = await api.upload(
+        [(f"{n}.jpg", images.noisy_jpeg(640, 480, seed=n)) for n in range(24)], category="POST"
+    )
     joining = stack.start("workers-3", ["workers", "worker"])  # joins while the batch is being converted
     first = stack.processes["workers-1"]
     await services.eventually(lambda: worker_ready(joining), timeout_s=60, what="workers-3 to join")
@@ -75,11 +77,13 @@ async def test_workers_joining_and_leaving_lose_nothing_and_apply_nothing_twice(
     try:
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
-                f"SELECT image_id, COUNT(*) FROM status_history WHERE new_status = 'READY' AND image_id IN ({marks}) GROUP BY image_id", ids
+                f"SELECT image_id, COUNT(*) FROM status_history WHERE new_status = 'READY' AND image_id IN ({marks}) GROUP BY image_id",
+                ids,
             )
             ready_rows = dict(await cur.fetchall())
             await cur.execute(
-                f"SELECT message_key, COUNT(*) FROM outbox WHERE topic = 'image-processed' AND message_key IN ({marks}) GROUP BY message_key", ids
+                f"SELECT message_key, COUNT(*) FROM outbox WHERE topic = 'image-processed' AND message_key IN ({marks}) GROUP BY message_key",
+                ids,
             )
             processed_rows = dict(await cur.fetchall())
     finally:

@@ -61,7 +61,11 @@ async def test_stale_temp_images_are_swept_and_the_sweep_is_idempotent(settings:
 async def test_orphan_files_older_than_an_hour_are_removed(settings: Settings, pool: aiomysql.Pool) -> None:
     store = FileStore(settings.upload_dir)
     kept = await add_image(pool, store, "has-row", "READY", timedelta(days=1))
-    orphan, fresh_orphan, leftover = "POST/2025/01/20/no-row.webp", "POST/2025/01/20/just-written.webp", "POST/2025/01/20/.x.webp.abc.part"
+    orphan, fresh_orphan, leftover = (
+        "POST/2025/01/20/no-row.webp",
+        "POST/2025/01/20/just-written.webp",
+        "POST/2025/01/20/.x.webp.abc.part",
+    )
     for key in (orphan, fresh_orphan, leftover):
         store.write(key, b"bytes")
     two_hours_ago = time.time() - 7200
