@@ -27,6 +27,7 @@ EXPIRED = (
     " WHERE i.status = %s AND i.created_at < %s ORDER BY i.created_at LIMIT %s"
 )
 DELETE_IMAGE = "DELETE FROM images WHERE image_id = %s AND status = %s"
+DELETE_PROCESSED = "DELETE FROM processed_events WHERE processed_at < %s ORDER BY processed_at LIMIT %s"
 KEYS_OF = "SELECT image_id, storage_location, origin_location FROM storage_objects WHERE image_id IN ({})"
 
 Progress = Callable[[int], None]
@@ -46,6 +47,8 @@ async def sweep_expired(
     """Delete images in `status` created before now - `older_than`: rows, then their files."""
     cutoff = (datetime.now(UTC) - older_than).replace(tzinfo=None)
     rows = files = 0
+    if progress:
+        progress(0)
     while True:
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(EXPIRED, (status, cutoff, BATCH))
@@ -70,6 +73,8 @@ async def sweep_orphans(
     """Remove files older than `older_than` that no storage row names (and stale temp files)."""
     keys = await asyncio.to_thread(lambda: list(store.walk(older_than_s=older_than.total_seconds())))
     removed = 0
+    if progress:
+        progress(0)
     for start in range(0, len(keys), BATCH):
         chunk = keys[start : start + BATCH]
         referenced = await _referenced(pool, chunk)
@@ -80,6 +85,28 @@ async def sweep_orphans(
             progress(start + len(chunk))
     log.info("sweep_finished", sweep="orphan_files", scanned=len(keys), files=removed)
     return SweepReport(0, removed)
+
+
+async def sweep_processed(
+    pool: aiomysql.Pool, *, older_than: timedelta, progress: Progress | None = None
+) -> SweepReport:
+    """Delete consumer dedupe rows older than `older_than`, in small batches.
+
+    Safe once Kafka no longer redelivers that far back; and a late redelivery is still harmless,
+    because the conversion also refuses to move an image that is not TEMP.
+    """
+    cutoff = (datetime.now(UTC) - older_than).replace(tzinfo=None)
+    rows = 0
+    while True:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            deleted = await cur.execute(DELETE_PROCESSED, (cutoff, BATCH * 5))
+        rows += deleted
+        if progress:
+            progress(rows)
+        if deleted < BATCH * 5:
+            break
+    log.info("sweep_finished", sweep="processed_events", rows=rows)
+    return SweepReport(rows, 0)
 
 
 async def _referenced(pool: aiomysql.Pool, keys: list[str]) -> set[str]:

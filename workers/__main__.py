@@ -1,4 +1,4 @@
-"""`python -m workers worker | send-upload FILE --category C --uploader-id U | sweep failed|temp|orphans`."""
+"""`python -m workers worker | health | send-upload FILE --category C --uploader-id U | sweep WHICH`."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from adapters import health, mariadb
 from adapters.kafka import create_producer
 from adapters.logs import configure_logging
 from adapters.storage import FileStore
-from adapters.sweeps import sweep_expired, sweep_orphans
+from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings, SettingsError
-from workers.app import EXPIRY, ORPHAN_AGE, create_app
+from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,7 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     send.add_argument("--file-name", default=None, help="default: the file's own name")
     sub.add_parser("health", help="exit 0 when MariaDB and Kafka answer (container HEALTHCHECK)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
-    sweep.add_argument("which", choices=["failed", "temp", "orphans"])
+    sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed"])
     return parser.parse_args(argv)
 
 
@@ -112,6 +112,8 @@ async def run_sweep(settings: Settings, which: str) -> None:
     try:
         if which == "orphans":
             report = await sweep_orphans(pool, store, older_than=ORPHAN_AGE, progress=progress)
+        elif which == "processed":
+            report = await sweep_processed(pool, older_than=PROCESSED_EVENTS_RETENTION, progress=progress)
         else:
             older: timedelta = EXPIRY
             report = await sweep_expired(pool, store, status=which.upper(), older_than=older, progress=progress)

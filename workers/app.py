@@ -15,7 +15,7 @@ from adapters.converter import create_converter
 from adapters.reference_cache import ReferenceCache
 from adapters.retry import until_available
 from adapters.storage import FileStore
-from adapters.sweeps import sweep_expired, sweep_orphans
+from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
 from workers import handlers
@@ -24,6 +24,8 @@ log = structlog.get_logger("workers")
 
 EXPIRY = timedelta(hours=24)
 ORPHAN_AGE = timedelta(hours=1)
+# Kafka's default retention: after that no message can be redelivered to need its dedupe row.
+PROCESSED_EVENTS_RETENTION = timedelta(days=7)
 
 
 class Runtime:
@@ -127,6 +129,10 @@ def create_app(settings: Settings) -> faust.App:
         res = await runtime.get()
         await sweep_orphans(res.pool, res.store, older_than=ORPHAN_AGE)
 
+    async def sweep_processed_events() -> None:
+        res = await runtime.get()
+        await sweep_processed(res.pool, older_than=PROCESSED_EVENTS_RETENTION)
+
     async def reload_references() -> None:
         await (await runtime.get()).references.reload()
 
@@ -134,6 +140,7 @@ def create_app(settings: Settings) -> faust.App:
     app.crontab("0 3 * * *", on_leader=True)(sweep_failed)
     app.crontab("0 10 * * *", on_leader=True)(sweep_temp)
     app.timer(3600.0, on_leader=True)(sweep_orphan_files)
+    app.crontab("30 3 * * *", on_leader=True)(sweep_processed_events)
     # Every worker process has its own cache, so every worker reloads it (not leader-only).
     app.crontab("30 0 * * *")(reload_references)
     return app

@@ -91,3 +91,46 @@ async def test_workers_joining_and_leaving_lose_nothing_and_apply_nothing_twice(
         await pool.wait_closed()
     assert ready_rows == dict.fromkeys(ids, 1), "every image moved to READY exactly once"
     assert processed_rows == dict.fromkeys(ids, 1), "every image announced exactly once"
+
+
+async def test_an_upload_command_sent_with_the_cli_becomes_ready(api: ImageClient, stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, settings_env
+
+    photo = tmp_path / "from-a-service.png"
+    photo.write_bytes(images.png(30, 20, mode="RGB"))
+    env = {**settings_env(stack.settings), "PATH": "/usr/bin:/bin"}
+    sent = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "workers", "send-upload", str(photo), "--category", "profile", "--uploader-id", "svc-1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0, sent.stderr
+    image_id = sent.stdout.strip().splitlines()[-1]
+    image = await wait_ready(api, image_id)
+    assert (image["status"], image["referenceType"], image["uploaderId"]) == ("READY", "PROFILE", "svc-1")
+
+
+def test_the_sweep_cli_reports_what_it_removed(stack: Stack) -> None:
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, settings_env
+
+    env = {**settings_env(stack.settings), "PATH": "/usr/bin:/bin", "IMAGES_LOG_FORMAT": "json"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers", "sweep", "orphans"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sweep_progress" in done.stdout and "removed 0 rows and 0 files" in done.stdout

@@ -44,7 +44,7 @@ async def test_failed_images_older_than_a_day_lose_rows_and_files(settings: Sett
     ready = await add_image(pool, store, "old-ready", "READY", timedelta(hours=48))
     progress: list[int] = []
     report = await sweep_expired(pool, store, status="FAILED", older_than=timedelta(hours=24), progress=progress.append)
-    assert (report.rows, report.files, progress[-1]) == (1, 2, 1)
+    assert (report.rows, report.files, progress) == (1, 2, [0, 1])
     assert sorted(r[0] for r in await fetch_all(pool, "SELECT image_id FROM images")) == ["old-ready", "young-failed"]
     assert await fetch_all(pool, "SELECT COUNT(*) FROM status_history WHERE image_id = 'old-failed'") == [(0,)]
     assert [store.exists(k) for k in old + young + ready] == [False, False, True, True, True, True]
@@ -85,3 +85,17 @@ async def test_an_original_left_behind_after_conversion_is_an_orphan(settings: S
         os.utime(store.path(key), (time.time() - 7200,) * 2)
     await sweep_orphans(pool, store, older_than=timedelta(hours=1))
     assert (store.exists(webp), store.exists(original)) == (True, False)
+
+
+async def test_old_dedupe_rows_are_removed_and_recent_ones_kept(settings: Settings, pool: aiomysql.Pool) -> None:
+    from adapters.sweeps import sweep_processed
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO processed_events (consumer, event_id, processed_at, outcome) VALUES ('c', %s, %s, 'READY')",
+            [("old", now - timedelta(days=8)), ("new", now - timedelta(days=1))],
+        )
+    report = await sweep_processed(pool, older_than=timedelta(days=7))
+    assert report.rows == 1
+    assert await fetch_all(pool, "SELECT event_id FROM processed_events") == [("new",)]
