@@ -1,0 +1,155 @@
+"""In-memory fakes of the ports (core/ports.py), for unit tests of the use cases.
+
+The same contract tests run against these and the MariaDB adapters
+(tests/integration/test_uow_contract.py), so the fakes cannot drift from the real thing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from core.events import Envelope
+from core.images import Image, ImageStatus, StatusChange
+from core.ports import SequenceEntry, StorageRecord
+
+
+@dataclass
+class FakeState:
+    """Everything the fake database holds."""
+
+    images: dict[str, Image] = field(default_factory=dict)
+    storage: dict[str, StorageRecord] = field(default_factory=dict)
+    history: list[StatusChange] = field(default_factory=list)
+    sequences: dict[tuple[str, str], list[SequenceEntry]] = field(default_factory=dict)
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    outbox: list[Envelope] = field(default_factory=list)
+    processed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+class FakeImages:
+    def __init__(self, state: FakeState) -> None:
+        self.s = state
+
+    async def add(self, image: Image, storage: StorageRecord) -> None:
+        if image.image_id in self.s.images:
+            raise KeyError(f"duplicate image {image.image_id}")
+        self.s.images[image.image_id] = image
+        self.s.storage[image.image_id] = storage
+
+    async def get(self, image_id: str, *, for_update: bool = False) -> Image | None:
+        return self.s.images.get(image_id)
+
+    async def get_many(self, image_ids: Sequence[str], *, for_update: bool = False) -> dict[str, Image]:
+        return {i: self.s.images[i] for i in image_ids if i in self.s.images}
+
+    async def confirmed_of(self, reference_type: str, reference_id: str, *, for_update: bool = False) -> list[Image]:
+        order = {e.image_id: e.seq_number for e in self.s.sequences.get((reference_type, reference_id), [])}
+        found = [
+            i
+            for i in self.s.images.values()
+            if i.reference_type == reference_type
+            and i.reference_id == reference_id
+            and i.status is ImageStatus.CONFIRMED
+        ]
+        return sorted(
+            found, key=lambda i: (i.image_id not in order, order.get(i.image_id, 0), i.updated_at, i.image_id)
+        )
+
+    async def referenced_types(self, reference_id: str) -> list[str]:
+        return sorted(
+            {
+                i.reference_type
+                for i in self.s.images.values()
+                if i.reference_id == reference_id and i.status is ImageStatus.CONFIRMED
+            }
+        )
+
+    async def save(self, image: Image) -> None:
+        self.s.images[image.image_id] = image
+
+    async def add_history(self, change: StatusChange) -> None:
+        self.s.history.append(change)
+
+    async def lock_reference(self, reference_type: str, reference_id: str, at: datetime) -> None:
+        key = (reference_type, reference_id)
+        self.s.versions[key] = self.s.versions.get(key, 0) + 1
+
+    async def replace_sequence(
+        self, reference_type: str, reference_id: str, entries: Sequence[SequenceEntry], at: datetime
+    ) -> None:
+        self.s.sequences[(reference_type, reference_id)] = list(entries)
+
+    async def sequence_of(self, image_id: str) -> int | None:
+        image = self.s.images.get(image_id)
+        if image is None or image.reference_id is None:
+            return None
+        for e in self.s.sequences.get((image.reference_type, image.reference_id), []):
+            if e.image_id == image_id:
+                return e.seq_number
+        return None
+
+    async def storage(self, image_id: str) -> StorageRecord | None:
+        return self.s.storage.get(image_id)
+
+    async def save_storage(self, record: StorageRecord) -> None:
+        self.s.storage[record.image_id] = record
+
+    async def delete(self, image_id: str) -> None:
+        self.s.images.pop(image_id, None)
+        self.s.storage.pop(image_id, None)
+        self.s.history = [h for h in self.s.history if h.image_id != image_id]
+
+
+class FakeOutbox:
+    def __init__(self, state: FakeState) -> None:
+        self.s = state
+
+    async def add(self, envelope: Envelope) -> None:
+        if any(e.event_id == envelope.event_id for e in self.s.outbox):
+            raise KeyError(f"duplicate event {envelope.event_id}")
+        self.s.outbox.append(envelope)
+
+
+class FakeProcessed:
+    def __init__(self, state: FakeState) -> None:
+        self.s = state
+
+    async def seen(self, consumer: str, event_id: str) -> bool:
+        return (consumer, event_id) in self.s.processed
+
+    async def record(self, consumer: str, event_id: str, *, outcome: str, detail: str | None, at: datetime) -> None:
+        if (consumer, event_id) in self.s.processed:
+            raise KeyError(f"duplicate processed event {event_id}")
+        self.s.processed[(consumer, event_id)] = outcome
+
+
+class FakeUnitOfWork:
+    """Works on a copy of the state; commit() publishes the copy, leaving without commit drops it."""
+
+    def __init__(self, state: FakeState | None = None) -> None:
+        self.state = state if state is not None else FakeState()
+        self.commits = 0
+
+    async def __aenter__(self) -> Self:
+        self._working = copy.deepcopy(self.state)
+        self.images = FakeImages(self._working)
+        self.outbox = FakeOutbox(self._working)
+        self.processed = FakeProcessed(self._working)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        del self._working
+
+    async def commit(self) -> None:
+        for name in vars(self.state):
+            setattr(self.state, name, getattr(self._working, name))
+        self._working = copy.deepcopy(self.state)
+        self.images.s = self.outbox.s = self.processed.s = self._working
+        self.commits += 1

@@ -1,0 +1,143 @@
+"""Use cases on the in-memory unit of work: one transaction each, events in the outbox, no-ops write nothing."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from core import errors, services
+from core.images import Image, ImageStatus
+from core.ports import StorageRecord
+from core.references import DEFAULT_REFERENCE_DATA as DATA
+from core.uploads import StoredOriginal
+from tests.fakes import FakeState, FakeUnitOfWork
+
+T = datetime(2025, 1, 20, 10, 0, tzinfo=UTC)
+BASE = "http://img/images/"
+
+
+def ids() -> services.NewId:
+    counter = itertools.count()
+    return lambda: f"evt-{next(counter)}"
+
+
+def original(image_id: str, category: str = "POST") -> StoredOriginal:
+    return StoredOriginal(
+        image_id, category, "u-1", f"_originals/{category}/2025/01/20/{image_id}.jpg", "JPEG", 10, 4, 3
+    )
+
+
+def seeded(*images: Image) -> FakeUnitOfWork:
+    state = FakeState()
+    for i in images:
+        state.images[i.image_id] = i
+        state.storage[i.image_id] = StorageRecord(
+            i.image_id, f"_originals/{i.image_id}.jpg", f"_originals/{i.image_id}.jpg", 10, "JPEG"
+        )
+    return FakeUnitOfWork(state)
+
+
+def img(image_id: str, kind: str = "POST", status: ImageStatus = ImageStatus.READY, ref: str | None = None) -> Image:
+    return Image(image_id, status, kind, f"{BASE}{kind}/{image_id}.webp", "u", T, T, ref)
+
+
+async def test_async_upload_records_temp_and_announces_image_uploaded() -> None:
+    uow = FakeUnitOfWork()
+    (image,) = await services.record_uploads(uow, [original("a")], base_url=BASE, now=T, new_id=ids())
+    assert (image.status, image.image_url) == (ImageStatus.TEMP, f"{BASE}POST/2025/01/20/a.webp")
+    assert [(e.topic, e.key, e.event_type) for e in uow.state.outbox] == [("image-uploaded", "a", "IMAGE_UPLOADED")]
+    assert [(h.old_status, h.new_status) for h in uow.state.history] == [(None, ImageStatus.TEMP)]
+
+
+async def test_sync_upload_records_ready_and_announces_image_ready() -> None:
+    uow = FakeUnitOfWork()
+    done = [services.SyncResult("POST/2025/01/20/a.webp", "WEBP", 7)]
+    (image,) = await services.record_uploads(uow, [original("a")], base_url=BASE, now=T, new_id=ids(), converted=done)
+    assert image.status is ImageStatus.READY
+    assert uow.state.storage["a"].converted_size == 7
+    assert [e.event_type for e in uow.state.outbox] == ["IMAGE_READY"]
+
+
+async def test_confirm_applies_the_plan_and_writes_one_event_in_one_commit() -> None:
+    uow = seeded(img("a"), img("b"))
+    result = await services.confirm_images(
+        uow, reference_id="p1", image_ids=["b", "a"], references=DATA, now=T, new_id=ids()
+    )
+    assert [p.event for p in result.applied] == ["IMAGES_CHANGED"]
+    assert uow.commits == 1
+    (event,) = uow.state.outbox
+    assert [(i["imageId"], i["seqNumber"]) for i in event.payload["images"]] == [("b", 0), ("a", 1)]
+    assert uow.state.versions == {("POST", "p1"): 1}
+
+
+async def test_a_noop_confirm_commits_nothing() -> None:
+    uow = seeded(img("a", status=ImageStatus.CONFIRMED, ref="p1"))
+    uow.state.sequences[("POST", "p1")] = []
+    result = await services.confirm_images(
+        uow, reference_id="p1", image_ids=["a"], references=DATA, now=T, new_id=ids()
+    )
+    assert (result.applied, uow.commits, uow.state.outbox) == ([], 0, [])
+
+
+async def test_a_failed_confirm_changes_nothing() -> None:
+    uow = seeded(img("a"), img("t", status=ImageStatus.TEMP))
+    with pytest.raises(errors.ImageProcessingInProgress):
+        await services.confirm_images(
+            uow, reference_id="p1", image_ids=["a", "t"], references=DATA, now=T, new_id=ids()
+        )
+    assert (uow.commits, uow.state.images["a"].status, uow.state.outbox) == (0, ImageStatus.READY, [])
+
+
+async def test_delete_all_without_a_type_clears_every_type_of_the_reference() -> None:
+    uow = seeded(img("p", "PRODUCT", ImageStatus.CONFIRMED, "r"), img("q", "POST", ImageStatus.CONFIRMED, "r"))
+    result = await services.delete_all(uow, reference_id="r", reference_type=None, now=T, new_id=ids())
+    assert sorted(e.topic for e in uow.state.outbox) == ["post-image-changed", "product-image-changed"]
+    assert len(result.applied) == 2
+    assert {i.status for i in uow.state.images.values()} == {ImageStatus.DELETED}
+
+
+def ready(key: str = "POST/2025/01/20/a.webp") -> services.ConversionOutcome:
+    return services.ConversionOutcome(ready=True, key=key, format="WEBP", size=5, width=4, height=3)
+
+
+async def complete(uow: FakeUnitOfWork, event_id: str, outcome: services.ConversionOutcome) -> services.Completion:
+    return await services.complete_conversion(
+        uow, event_id=event_id, image_id="a", outcome=outcome, base_url=BASE, keep_originals=False, now=T, new_id=ids()
+    )
+
+
+async def test_conversion_marks_ready_once_and_hands_back_the_original_to_remove() -> None:
+    uow = seeded(img("a", status=ImageStatus.TEMP))
+    done = await complete(uow, "e1", ready())
+    assert (done.applied, done.origin_to_remove) == (True, "_originals/a.jpg")
+    assert uow.state.storage["a"].storage_location == "POST/2025/01/20/a.webp"
+    assert uow.state.storage["a"].origin_location is None
+    again = await complete(uow, "e1", ready())
+    assert (again.applied, len(uow.state.outbox)) == (False, 1)
+
+
+async def test_a_second_event_for_a_converted_image_never_moves_it_backwards() -> None:
+    uow = seeded(img("a", status=ImageStatus.TEMP))
+    await complete(uow, "e1", ready())
+    late = await complete(uow, "e2", services.ConversionOutcome(ready=False, reason="late failure"))
+    assert (late.applied, uow.state.images["a"].status, uow.state.processed[("image-converter", "e2")]) == (
+        False,
+        ImageStatus.READY,
+        "SKIPPED",
+    )
+
+
+async def test_a_pass_through_result_corrects_the_url() -> None:
+    uow = seeded(img("a", status=ImageStatus.TEMP))
+    await complete(uow, "e1", services.ConversionOutcome(ready=True, key="POST/2025/01/20/a.png", format="PNG", size=9))
+    assert uow.state.images["a"].image_url == f"{BASE}POST/2025/01/20/a.png"
+
+
+async def test_an_undecodable_image_ends_failed_with_the_reason() -> None:
+    uow = seeded(img("a", status=ImageStatus.TEMP))
+    await complete(uow, "e1", services.ConversionOutcome(ready=False, reason="undecodable JPEG"))
+    assert uow.state.images["a"].status is ImageStatus.FAILED
+    assert uow.state.history[-1].reason == "undecodable JPEG"
+    assert [e.event_type for e in uow.state.outbox] == ["IMAGE_FAILED"]
