@@ -16,6 +16,7 @@ from adapters.reference_cache import ReferenceCache
 from adapters.retry import until_available
 from adapters.storage import FileStore
 from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
+from core import services
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
 from workers import handlers
@@ -108,11 +109,17 @@ def create_app(settings: Settings) -> faust.App:
 
     async def convert_uploaded(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await handlers.handle_uploaded(await runtime.get(), event.key, event.value)
+            res = await runtime.get()
+            await handlers.guarded(
+                res, services.CONVERTER, IMAGE_UPLOADED_TOPIC, event.key, event.value, handlers.handle_uploaded
+            )
 
     async def accept_upload_commands(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await handlers.handle_upload_command(await runtime.get(), event.key, event.value)
+            res = await runtime.get()
+            await handlers.guarded(
+                res, handlers.COMMANDS, UPLOAD_REQUESTED_TOPIC, event.key, event.value, handlers.handle_upload_command
+            )
 
     app.agent(uploaded, name="convert-uploaded", concurrency=concurrency)(convert_uploaded)
     app.agent(commands, name="accept-upload-commands", concurrency=max(1, concurrency // 2))(accept_upload_commands)

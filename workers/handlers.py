@@ -2,7 +2,8 @@
 
 Every handler returns normally for every input: a poison message (bad payload, missing row or
 file) is recorded and skipped so its partition keeps moving; only an outage of MariaDB is waited
-out (retried with backoff), because skipping then would lose work.
+out (retried with backoff), because skipping then would lose work. `guarded()` is the last line:
+an error nobody foresaw is logged and recorded, and the stream goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import binascii
 import hashlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +27,7 @@ from adapters import fetch
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
-from adapters.retry import until_available
+from adapters.retry import is_transient, until_available
 from adapters.storage import FileStore
 from adapters.webp import ConversionFailed, convert_stored
 from core import services, uploads
@@ -68,8 +70,28 @@ async def record_poison(res: Resources, consumer: str, event_id: str, reason: st
                 await uow.processed.record(consumer, event_id, outcome="POISON", detail=reason, at=datetime.now(UTC))
                 await uow.commit()
 
-    await until_available("mariadb", record)
+    await until_available("mariadb", retry_on=is_transient, attempt=record)
     log.error("message_skipped", consumer=consumer, event_id=event_id, reason=reason)
+
+
+async def guarded(
+    res: Resources,
+    consumer: str,
+    topic: str,
+    key: bytes | None,
+    raw: bytes | None,
+    handler: Callable[[Resources, bytes | None, bytes | None], Awaitable[str]],
+) -> str:
+    """Run a handler; an unexpected error is logged and recorded as poison instead of stopping the agent."""
+    try:
+        return await handler(res, key, raw)
+    except Exception as exc:
+        log.exception("message_failed", consumer=consumer, topic=topic)
+        try:
+            await record_poison(res, consumer, _poison_id(topic, raw), f"unexpected {type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("message_not_recorded", consumer=consumer, topic=topic)
+        return "poison"
 
 
 async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) -> str:
@@ -105,7 +127,7 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
             new_id=new_id,
         )
 
-    done = await until_available("mariadb", complete)
+    done = await until_available("mariadb", retry_on=is_transient, attempt=complete)
     if done.origin_to_remove:
         await asyncio.to_thread(res.store.remove, done.origin_to_remove)
     status = done.image.status.value if done.image else "MISSING"
@@ -139,7 +161,7 @@ async def _already_done(res: Resources, event_id: str, image_id: str) -> bool:
             row = await cur.fetchone()
         return row is not None and (row[0] != ImageStatus.TEMP.value or bool(row[1]))
 
-    return await until_available("mariadb", check)
+    return await until_available("mariadb", retry_on=is_transient, attempt=check)
 
 
 async def _convert(res: Resources, origin_key: str, stem: str) -> services.ConversionOutcome:
@@ -230,7 +252,7 @@ async def _command_seen(res: Resources, event_id: str, image_id: str) -> bool:
         async with MariaDbUnitOfWork(res.pool) as uow:
             return await uow.processed.seen(COMMANDS, event_id) or await uow.images.get(image_id) is not None
 
-    return await until_available("mariadb", check)
+    return await until_available("mariadb", retry_on=is_transient, attempt=check)
 
 
 async def _reject_command(res: Resources, event_id: str, image_id: str, reason: str) -> None:
@@ -245,5 +267,5 @@ async def _reject_command(res: Resources, event_id: str, image_id: str, reason: 
             )
             await uow.commit()
 
-    await until_available("mariadb", reject)
+    await until_available("mariadb", retry_on=is_transient, attempt=reject)
     log.warning("upload_command_rejected", reason=reason)

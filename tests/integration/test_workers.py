@@ -215,3 +215,14 @@ async def test_a_url_on_the_allow_list_is_fetched(resources, tmp_path: Path) -> 
         assert await fetch_all(res.pool, "SELECT image_id FROM images") == [(ok_id,)]
     finally:
         await server.close()
+
+
+async def test_an_unforeseen_error_is_recorded_and_the_stream_goes_on(resources) -> None:  # type: ignore[no-untyped-def]
+    async def broken(res, key, raw):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug nobody foresaw")
+
+    assert await handlers.guarded(resources, "image-converter", "image-uploaded", b"k", b"v", broken) == "poison"
+    (outcome, detail), = await fetch_all(resources.pool, "SELECT outcome, detail FROM processed_events")
+    assert outcome == "POISON" and "a bug nobody foresaw" in detail
+    image_id, key, value = await upload(resources, images.jpeg())
+    assert await handlers.guarded(resources, "image-converter", "image-uploaded", key, value, handlers.handle_uploaded) == "READY"

@@ -35,3 +35,14 @@ def test_a_transient_failure_holds_back_later_rows_of_the_same_key_only() -> Non
 
 def test_a_timeout_is_transient() -> None:
     assert settle(rows("a"), [KafkaTimeoutError()]).retry == [1]
+
+
+def test_only_outages_are_retried_by_the_workers() -> None:
+    import pymysql
+
+    from adapters.retry import is_transient
+
+    assert is_transient(pymysql.err.OperationalError(2013, "Lost connection"))
+    assert is_transient(ConnectionRefusedError())
+    assert not is_transient(pymysql.err.IntegrityError(1062, "Duplicate entry"))
+    assert not is_transient(ValueError("a bug"))
