@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -45,6 +46,9 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/api/v1/enums/extensions", health.extensions)
     app.router.add_get("/api/v1/enums/referenceType", health.reference_types)
     if settings.serve_images:
+        # Python 3.11's mimetypes does not know these; without them files go out as octet-stream.
+        for mime, suffix in (("image/webp", ".webp"), ("image/avif", ".avif"), ("image/heic", ".heic")):
+            mimetypes.add_type(mime, suffix)
         app.router.add_static("/images/", Path(settings.upload_dir), follow_symlinks=False)
 
 

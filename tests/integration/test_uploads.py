@@ -213,6 +213,7 @@ async def test_sync_upload_converts_before_answering(client, settings, pool) -> 
         body["imageUrl"].removeprefix(settings.base_url.removesuffix("images/")).replace("//", "/")
     )
     assert served.status == 200 and (await served.read())[8:12] == b"WEBP"
+    assert served.content_type == "image/webp"
 
 
 async def test_sync_upload_that_cannot_be_decoded_writes_nothing(client, settings, pool) -> None:  # type: ignore[no-untyped-def]
