@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from adapters import mariadb
 from adapters.converter import create_converter
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.storage import FileStore
-from api import confirm, health, images, keys, openapi, uploads
+from api import confirm, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
 from core.settings import Settings
 
@@ -46,10 +45,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/api/v1/enums/extensions", health.extensions)
     app.router.add_get("/api/v1/enums/referenceType", health.reference_types)
     if settings.serve_images:
-        # Python 3.11's mimetypes does not know these; without them files go out as octet-stream.
-        for mime, suffix in (("image/webp", ".webp"), ("image/avif", ".avif"), ("image/heic", ".heic")):
-            mimetypes.add_type(mime, suffix)
-        app.router.add_static("/images/", Path(settings.upload_dir), follow_symlinks=False)
+        app.router.add_get("/images/{key:.+}", files.serve_file)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

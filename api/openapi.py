@@ -143,10 +143,10 @@ DOCUMENT: dict[str, Any] = {
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
         },
-        "/images/{path}": {
+        "/images/{key}": {
             "get": {
                 "summary": "Stored files (local runs; nginx in compose)",
-                "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "The file"}, **_errors(404)},
             }
         },

@@ -214,6 +214,9 @@ async def test_sync_upload_converts_before_answering(client, settings, pool) -> 
     )
     assert served.status == 200 and (await served.read())[8:12] == b"WEBP"
     assert served.content_type == "image/webp"
+    assert "immutable" in served.headers["Cache-Control"]
+    original = await client.get("/images/_originals/" + body["imageUrl"].removeprefix(settings.base_url))
+    assert original.status == 404
 
 
 async def test_sync_upload_that_cannot_be_decoded_writes_nothing(client, settings, pool) -> None:  # type: ignore[no-untyped-def]

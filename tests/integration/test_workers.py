@@ -222,7 +222,10 @@ async def test_an_unforeseen_error_is_recorded_and_the_stream_goes_on(resources)
         raise RuntimeError("a bug nobody foresaw")
 
     assert await handlers.guarded(resources, "image-converter", "image-uploaded", b"k", b"v", broken) == "poison"
-    (outcome, detail), = await fetch_all(resources.pool, "SELECT outcome, detail FROM processed_events")
+    ((outcome, detail),) = await fetch_all(resources.pool, "SELECT outcome, detail FROM processed_events")
     assert outcome == "POISON" and "a bug nobody foresaw" in detail
     image_id, key, value = await upload(resources, images.jpeg())
-    assert await handlers.guarded(resources, "image-converter", "image-uploaded", key, value, handlers.handle_uploaded) == "READY"
+    assert (
+        await handlers.guarded(resources, "image-converter", "image-uploaded", key, value, handlers.handle_uploaded)
+        == "READY"
+    )

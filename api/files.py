@@ -1,0 +1,44 @@
+"""`GET /images/{key}`: stored files, in local runs (nginx serves them in compose/)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api import keys
+from core.uploads import ORIGINALS_DIR
+
+# By stored suffix; Python 3.11's mimetypes knows neither webp nor avif nor heic.
+CONTENT_TYPES = {
+    "webp": "image/webp",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "avif": "image/avif",
+    "heic": "image/heic",
+    "heif": "image/heif",
+    "svg": "image/svg+xml",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+}
+HEADERS = {
+    "Cache-Control": "public, max-age=2592000, immutable",  # a key never changes its bytes
+    "X-Content-Type-Options": "nosniff",
+    # Sanitised SVGs still must not run anything when opened directly.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+}
+
+
+async def serve_file(request: web.Request) -> web.StreamResponse:
+    """Send a stored file with its image type; originals awaiting conversion are not public."""
+    key = request.match_info["key"]
+    if key.startswith(ORIGINALS_DIR + "/"):
+        raise web.HTTPNotFound()
+    try:
+        path = request.app[keys.STORE].path(key)
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    content_type = CONTENT_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream")
+    return web.FileResponse(path, headers={"Content-Type": content_type, **HEADERS})
