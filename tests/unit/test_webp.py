@@ -133,3 +133,14 @@ def test_random_bytes_are_not_a_supported_format() -> None:
 )
 def test_format_is_sniffed_from_the_bytes(data: bytes, fmt: str | None) -> None:
     assert formats.sniff(data[:4096]) == fmt
+
+
+def test_heif_orientation_is_applied_once_not_twice() -> None:
+    # pillow-heif rotates on decode and resets the EXIF tag; exif_transpose must then do nothing.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = images.encode(images.marked(64, 32), "HEIF", exif=exif.tobytes(), quality=90)
+    out = decoded(convert(data, LIMIT).data).convert("RGB")
+    assert out.size == (32, 64)
+    r, g, _ = out.getpixel((out.width - 4, 3))
+    assert r > 150 and g < 100, "the stored top-left corner is displayed top-right, as for JPEG orientation 6"
