@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
-from core.settings import Settings
+from core.settings import Settings, SettingsError
 
 
 def configure_logging(settings: Settings, *, process: str) -> None:
@@ -52,3 +53,13 @@ def _add_process(process: str) -> Any:
         return event
 
     return add
+
+
+def start_process(env: Mapping[str, str], process: str) -> Settings:
+    """Every shell's first two steps: read the settings (exit naming a bad variable), configure logging."""
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as exc:
+        sys.exit(f"{process}: bad configuration: {exc}")
+    configure_logging(settings, process=process)
+    return settings

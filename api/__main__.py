@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import structlog
 from aiohttp import web
 
-from adapters.logs import configure_logging
+from adapters.logs import start_process
 from api.app import create_app
-from core.settings import Settings, SettingsError
 
 
 def main() -> None:
     """Read settings, configure logging, build the app, run it."""
-    try:
-        settings = Settings.from_env(os.environ)
-    except SettingsError as exc:
-        sys.exit(f"api: bad configuration: {exc}")
-    configure_logging(settings, process="api")
+    settings = start_process(os.environ, "api")
     log = structlog.get_logger("api")
     app = create_app(settings)
 

@@ -115,11 +115,22 @@ def main() -> None:
         ]
     if scaling := load("scaling"):
         m = scaling["machine"]
-        out += ["## Worker scaling (`bench/scaling.py`)", "", f"{m['cpus']} CPUs, {m['date']}; each worker converts on one process; {scaling['images']} 1080p photos per phase.", ""]
-        out += [table(["workers", "images/s", "speedup", "images converted per worker (both phases)"], [
-            [1, scaling["one_worker_images_per_s"], "1.0", ""],
-            [2, scaling["two_workers_images_per_s"], scaling["speedup"], scaling["converted_per_worker"]],
-        ]), ""]
+        out += [
+            "## Worker scaling (`bench/scaling.py`)",
+            "",
+            f"{m['cpus']} CPUs, {m['date']}; each worker converts on one process; {scaling['images']} 1080p photos per phase.",
+            "",
+        ]
+        out += [
+            table(
+                ["workers", "images/s", "speedup", "images converted per worker (both phases)"],
+                [
+                    [1, scaling["one_worker_images_per_s"], "1.0", ""],
+                    [2, scaling["two_workers_images_per_s"], scaling["speedup"], scaling["converted_per_worker"]],
+                ],
+            ),
+            "",
+        ]
     if confirm := load("confirm"):
         m = confirm["machine"]
         out += [

@@ -12,8 +12,9 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from harness import bench_environment, start, write_results
 from conversion import pipeline
+from harness import bench_environment, start, write_results
+
 from tests import images, services
 
 
@@ -30,7 +31,10 @@ def main() -> None:
         settings = replace(settings, log_level="INFO")
         log_dir = Path("/tmp/images-bench-scaling-logs")
         log_dir.mkdir(exist_ok=True)
-        procs = [start("relay", ["outbox"], settings, log_dir), start("worker-1", ["workers", "worker"], settings, log_dir)]
+        procs = [
+            start("relay", ["outbox"], settings, log_dir),
+            start("worker-1", ["workers", "worker"], settings, log_dir),
+        ]
         try:
             services.wait_until(lambda: ready_count(procs[1].log()) >= 1, timeout_s=60, what="worker-1 ready")
             asyncio.run(pipeline(settings, photos[:2]))  # warm-up
@@ -39,7 +43,8 @@ def main() -> None:
             # Both have (re)joined once worker-1 has been ready twice (before and after the rebalance).
             services.wait_until(
                 lambda: ready_count(procs[2].log()) >= 1 and ready_count(procs[1].log()) >= 2,
-                timeout_s=90, what="the group to rebalance",
+                timeout_s=90,
+                what="the group to rebalance",
             )
             asyncio.run(pipeline(settings, photos[:2]))
             _, two = asyncio.run(pipeline(settings, photos))
@@ -47,8 +52,13 @@ def main() -> None:
         finally:
             for p in reversed(procs):
                 p.terminate()
-    result = {"images": args.images, "one_worker_images_per_s": round(one, 2), "two_workers_images_per_s": round(two, 2),
-              "speedup": round(two / one, 2), "converted_per_worker": converted}
+    result = {
+        "images": args.images,
+        "one_worker_images_per_s": round(one, 2),
+        "two_workers_images_per_s": round(two, 2),
+        "speedup": round(two / one, 2),
+        "converted_per_worker": converted,
+    }
     print(result)
     write_results("scaling", result)
 

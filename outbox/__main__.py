@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 
 import structlog
 
 from adapters import mariadb
 from adapters.kafka import create_producer
-from adapters.logs import configure_logging
+from adapters.logs import start_process
 from adapters.retry import until_available
-from core.settings import Settings, SettingsError
+from core.settings import Settings
 from outbox.relay import Relay
 
 
@@ -45,11 +44,7 @@ def _stopper(relay: Relay, log: structlog.stdlib.BoundLogger) -> object:
 
 def main() -> None:
     """Read settings, configure logging, run the relay."""
-    try:
-        settings = Settings.from_env(os.environ)
-    except SettingsError as exc:
-        sys.exit(f"outbox: bad configuration: {exc}")
-    configure_logging(settings, process="outbox")
+    settings = start_process(os.environ, "outbox")
     asyncio.run(serve(settings))
 
 

@@ -22,23 +22,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomysql
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from adapters import kafka as kafka_adapter
 from adapters import mariadb
 from core.settings import Settings
+from outbox.housekeeping import delete_published, outbox_lag
+from outbox.publishing import BatchOutcome, Row, settle
 
 log = structlog.get_logger("outbox.relay")
 
 LOCK_PREFIX = "image_server_outbox_relay:"
-RETENTION_BATCH = 1000
 RETENTION_EVERY_S = 60.0
 LAG_EVERY_S = 10.0
 MAX_BACKOFF_S = 5.0
@@ -51,67 +50,6 @@ CLAIM = (
 MARK_PUBLISHED = "UPDATE outbox SET status = 'PUBLISHED', published_at = %s, attempts = attempts + 1 WHERE id IN ({})"
 MARK_FAILED = "UPDATE outbox SET status = 'FAILED', attempts = attempts + 1, last_error = %s WHERE id = %s"
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id IN ({})"
-LAG = "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'PENDING'"
-DELETE_OLD = "DELETE FROM outbox WHERE status = 'PUBLISHED' AND published_at < %s ORDER BY id LIMIT %s"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One claimed outbox row."""
-
-    id: int
-    event_id: str
-    topic: str
-    key: str
-    payload: bytes
-    created_at: datetime
-
-
-@dataclass
-class BatchOutcome:
-    """What one publish attempt did with a batch."""
-
-    published: list[int]
-    failed: list[tuple[int, str]]  # never publishable: marked FAILED with the reason
-    retry: list[int]  # transient failure, or behind one on the same key
-    error: str | None = None
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """Tell whether a publish error can never succeed for this row (too large, bad topic)."""
-    return (
-        isinstance(exc, KafkaError)
-        and not exc.retriable
-        and type(exc).__name__
-        in {
-            "MessageSizeTooLargeError",
-            "RecordListTooLargeError",
-            "InvalidTopicError",
-            "TopicAuthorizationFailedError",
-        }
-    )
-
-
-def settle(rows: Sequence[Row], results: Sequence[BaseException | None]) -> BatchOutcome:
-    """Decide per row from the send results: publish, fail for good, or retry.
-
-    Once a key has a transient failure, its later rows in the batch are retried too, even if the
-    broker took them: publishing them again later keeps the key's order (duplicates are fine).
-    """
-    outcome = BatchOutcome([], [], [])
-    blocked: set[str] = set()
-    for row, exc in zip(rows, results, strict=True):
-        if row.key in blocked:
-            outcome.retry.append(row.id)
-        elif exc is None:
-            outcome.published.append(row.id)
-        elif is_permanent(exc):
-            outcome.failed.append((row.id, f"{type(exc).__name__}: {exc}"[:1000]))
-        else:
-            blocked.add(row.key)
-            outcome.retry.append(row.id)
-            outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
-    return outcome
 
 
 class Relay:
@@ -309,28 +247,6 @@ class Relay:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except TimeoutError:
             pass
-
-
-async def outbox_lag(pool: aiomysql.Pool) -> tuple[int, float]:
-    """Return (unpublished rows, age in seconds of the oldest one)."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(LAG)
-        count, oldest = await cur.fetchone()
-    age = 0.0 if oldest is None else (datetime.now(UTC) - oldest.replace(tzinfo=UTC)).total_seconds()
-    return int(count), round(max(age, 0.0), 3)
-
-
-async def delete_published(pool: aiomysql.Pool, *, older_than: timedelta) -> int:
-    """Delete published rows older than the retention in small batches; return how many."""
-    cutoff = (datetime.now(UTC) - older_than).replace(tzinfo=None)
-    total = 0
-    while True:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            deleted = await cur.execute(DELETE_OLD, (cutoff, RETENTION_BATCH))
-        total += deleted
-        if deleted < RETENTION_BATCH:
-            return total
-        await asyncio.sleep(0.05)  # let other writers at the table between batches
 
 
 async def _rollback_quietly(conn: aiomysql.Connection) -> None:

@@ -16,11 +16,11 @@ import structlog
 
 from adapters import health, mariadb
 from adapters.kafka import create_producer
-from adapters.logs import configure_logging
+from adapters.logs import start_process
 from adapters.storage import FileStore
 from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
-from core.settings import Settings, SettingsError
+from core.settings import Settings
 from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
 
 
@@ -44,11 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Read settings, configure logging, run the chosen command."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        settings = Settings.from_env(os.environ)
-    except SettingsError as exc:
-        sys.exit(f"workers: bad configuration: {exc}")
-    configure_logging(settings, process="workers")
+    settings = start_process(os.environ, "workers")
     if args.command == "worker":
         app = create_app(settings)
         worker = faust.Worker(

@@ -241,10 +241,12 @@ async def test_a_standby_takes_over_within_seconds_when_the_active_relay_dies(
         assert second.terminate() == 0
 
 
-async def test_published_rows_past_the_retention_are_deleted_in_batches(settings: Settings, pool: aiomysql.Pool) -> None:
+async def test_published_rows_past_the_retention_are_deleted_in_batches(
+    settings: Settings, pool: aiomysql.Pool
+) -> None:
     from datetime import timedelta
 
-    from outbox.relay import RETENTION_BATCH, delete_published
+    from outbox.housekeeping import RETENTION_BATCH, delete_published
 
     run = uuid.uuid4().hex[:8]
     await write_rows(pool, run, keys=1, per_key=RETENTION_BATCH + 5, per_txn=500)
@@ -252,8 +254,13 @@ async def test_published_rows_past_the_retention_are_deleted_in_batches(settings
     await write_rows(pool, run + "-pending", keys=1, per_key=2)
     async with pool.acquire() as conn, conn.cursor() as cur:
         old = (datetime.now(UTC) - timedelta(days=8)).replace(tzinfo=None)
-        await cur.execute("UPDATE outbox SET status = 'PUBLISHED', published_at = %s WHERE message_key = %s", (old, f"{run}-k0"))
-        await cur.execute("UPDATE outbox SET status = 'PUBLISHED', published_at = NOW(6) WHERE message_key = %s", (f"{run}-recent-k0",))
+        await cur.execute(
+            "UPDATE outbox SET status = 'PUBLISHED', published_at = %s WHERE message_key = %s", (old, f"{run}-k0")
+        )
+        await cur.execute(
+            "UPDATE outbox SET status = 'PUBLISHED', published_at = NOW(6) WHERE message_key = %s",
+            (f"{run}-recent-k0",),
+        )
     deleted = await delete_published(pool, older_than=timedelta(days=7))
     assert deleted == RETENTION_BATCH + 5
     left = dict(await fetch_all(pool, "SELECT status, COUNT(*) FROM outbox GROUP BY status"))
