@@ -12,6 +12,7 @@ from aiohttp import web
 from adapters import mariadb
 from adapters.converter import create_converter
 from adapters.reference_cache import ReferenceCache, reload_daily
+from adapters.retry import until_available
 from adapters.storage import FileStore
 from api import confirm, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
@@ -50,10 +51,11 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    pool = await mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size)
+    # MariaDB may come up after us (make run, compose restarts): wait for it, logging each retry.
+    pool = await until_available("mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size))
     app[keys.POOL] = pool
     cache = ReferenceCache(pool)
-    await cache.reload()
+    await until_available("mariadb", cache.reload)
     app[keys.REFERENCES] = cache
     log.info("database_pool_opened", dsn=str(settings.db_dsn))
     reloader = asyncio.create_task(reload_daily(cache))
