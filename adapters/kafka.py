@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -80,8 +79,3 @@ async def probe(bootstrap: str, *, timeout_s: float = 2.0) -> int:
         return len(client.cluster.brokers())
     finally:
         await client.close()
-
-
-def split_bootstrap(bootstrap: str) -> Iterable[str]:
-    """Return the bootstrap servers one by one."""
-    return (s.strip() for s in bootstrap.split(",") if s.strip())

@@ -68,11 +68,6 @@ INSERT_SEQUENCE = (
     "INSERT INTO image_sequence (reference_type_id, reference_id, image_id, seq_number, created_at, updated_at)"
     " VALUES (%s, %s, %s, %s, %s, %s)"
 )
-SELECT_SEQUENCE_OF = (
-    "SELECT s.seq_number FROM image_sequence s JOIN images i ON i.image_id = s.image_id"
-    " AND i.reference_type_id = s.reference_type_id AND i.reference_id = s.reference_id"
-    " WHERE s.image_id = %s"
-)
 DELETE_IMAGE = "DELETE FROM images WHERE image_id = %s"
 INSERT_OUTBOX = (
     "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
@@ -190,10 +185,6 @@ class MariaDbImages(_Repository):
                     INSERT_SEQUENCE,
                     [(reference_type, reference_id, e.image_id, e.seq_number, _db(at), _db(at)) for e in entries],
                 )
-
-    async def sequence_of(self, image_id: str) -> int | None:
-        rows = await self._fetchall(SELECT_SEQUENCE_OF, (image_id,))
-        return int(rows[0][0]) if rows else None
 
     async def storage(self, image_id: str) -> StorageRecord | None:
         rows = await self._fetchall(SELECT_STORAGE, (image_id,))

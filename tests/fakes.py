@@ -84,15 +84,6 @@ class FakeImages:
     ) -> None:
         self.s.sequences[(reference_type, reference_id)] = list(entries)
 
-    async def sequence_of(self, image_id: str) -> int | None:
-        image = self.s.images.get(image_id)
-        if image is None or image.reference_id is None:
-            return None
-        for e in self.s.sequences.get((image.reference_type, image.reference_id), []):
-            if e.image_id == image_id:
-                return e.seq_number
-        return None
-
     async def storage(self, image_id: str) -> StorageRecord | None:
         return self.s.storage.get(image_id)
 

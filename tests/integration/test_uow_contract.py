@@ -74,7 +74,6 @@ async def test_confirmed_images_come_in_sequence_order(new_uow: UowFactory) -> N
         await uow.commit()
     async with new_uow() as uow:
         assert [i.image_id for i in await uow.images.confirmed_of("POST", ref)] == [c.image_id, a.image_id, b.image_id]
-        assert await uow.images.sequence_of(a.image_id) == 1
         assert await uow.images.referenced_types(ref) == ["POST"]
         assert await uow.images.confirmed_of("PRODUCT", ref) == []
 
