@@ -199,6 +199,9 @@ class Settings:
     relay_retention_days: float = _setting(
         "RELAY_RETENTION_DAYS", _positive_float, 7.0, "Published outbox rows are kept this long"
     )
+    relay_metrics_port: int = _setting(
+        "RELAY_METRICS_PORT", _port, 0, "Port of the relay's Prometheus /metrics (0 = off)"
+    )
     log_level: str = _setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _setting("LOG_FORMAT", _log_format, "auto", "auto (JSON unless a TTY), json, console")
 

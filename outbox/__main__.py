@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 
+import prometheus_client
 import structlog
 
 from adapters import mariadb
@@ -24,7 +25,15 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(relay, log))
-    log.info("relay_started", dsn=str(settings.db_dsn), bootstrap=settings.kafka_bootstrap)
+    if settings.relay_metrics_port:
+        # A small HTTP thread of prometheus_client; the relay loop itself stays on asyncio.
+        prometheus_client.start_http_server(settings.relay_metrics_port, addr=settings.api_host)
+    log.info(
+        "relay_started",
+        dsn=str(settings.db_dsn),
+        bootstrap=settings.kafka_bootstrap,
+        metrics_port=settings.relay_metrics_port or None,
+    )
     try:
         await relay.run()
     finally:

@@ -6,6 +6,17 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiomysql
+from prometheus_client import Counter, Gauge, Histogram
+
+# The relay's own metrics, served by `python -m outbox` when IMAGES_RELAY_METRICS_PORT is set.
+PUBLISHED = Counter("outbox_published_total", "Outbox rows published")
+FAILED = Counter("outbox_failed_total", "Outbox rows that can never be published")
+RETRIED = Counter("outbox_retried_total", "Outbox rows left for a later attempt")
+BATCH_ROWS = Histogram("outbox_batch_rows", "Rows per claimed batch", buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000))
+PUBLISH_SECONDS = Histogram("outbox_publish_seconds", "Time to publish and acknowledge one batch")
+PENDING = Gauge("outbox_pending_rows", "Outbox rows not yet published")
+OLDEST_AGE = Gauge("outbox_oldest_pending_age_seconds", "Age of the oldest unpublished row")
+LEADER = Gauge("outbox_relay_active", "1 while this relay holds the leader lock")
 
 RETENTION_BATCH = 1000
 LAG = "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'PENDING'"

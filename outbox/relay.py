@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from adapters import kafka as kafka_adapter
 from adapters import mariadb
 from core.settings import Settings
+from outbox import housekeeping as metrics
 from outbox.housekeeping import delete_published, outbox_lag
 from outbox.publishing import BatchOutcome, Row, settle
 
@@ -180,6 +181,11 @@ class Relay:
                 await cur.execute(COUNT_ATTEMPT.format(marks), ((outcome.error or "")[:1000], *outcome.retry))
 
     def _log_batch(self, rows: Sequence[Row], outcome: BatchOutcome, elapsed_s: float) -> None:
+        metrics.BATCH_ROWS.observe(len(rows))
+        metrics.PUBLISH_SECONDS.observe(elapsed_s)
+        metrics.PUBLISHED.inc(len(outcome.published))
+        metrics.FAILED.inc(len(outcome.failed))
+        metrics.RETRIED.inc(len(outcome.retry))
         now = datetime.now(UTC)
         oldest = min(r.created_at for r in rows).replace(tzinfo=UTC)
         log.info(
@@ -197,6 +203,8 @@ class Relay:
         if now - self._last_lag >= LAG_EVERY_S:
             self._last_lag = now
             pending, oldest_age_s = await outbox_lag(self._pool)
+            metrics.PENDING.set(pending)
+            metrics.OLDEST_AGE.set(oldest_age_s)
             log.info("outbox_lag", pending=pending, oldest_age_s=oldest_age_s)
         if now - self._last_retention >= RETENTION_EVERY_S:
             self._last_retention = now
@@ -224,6 +232,7 @@ class Relay:
             await cur.execute("SELECT GET_LOCK(%s, 0)", (self.lock_name,))
             (got,) = await cur.fetchone()
         self.is_leader = got == 1
+        metrics.LEADER.set(1 if self.is_leader else 0)
         return self.is_leader
 
     async def _check_lock(self) -> None:
@@ -237,6 +246,7 @@ class Relay:
     async def _release_lock(self) -> None:
         conn, self._lock_conn = self._lock_conn, None
         was_leader, self.is_leader = self.is_leader, False
+        metrics.LEADER.set(0)
         if conn is not None:
             conn.close()  # closing the session releases GET_LOCK
         if was_leader:

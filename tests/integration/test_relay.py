@@ -265,3 +265,26 @@ async def test_published_rows_past_the_retention_are_deleted_in_batches(
     assert deleted == RETENTION_BATCH + 5
     left = dict(await fetch_all(pool, "SELECT status, COUNT(*) FROM outbox GROUP BY status"))
     assert left == {"PUBLISHED": 3, "PENDING": 2}
+
+
+async def test_the_relay_serves_its_metrics(settings: Settings, pool: aiomysql.Pool, tmp_path: Path) -> None:
+    import aiohttp
+
+    port = services.free_port()
+    relay = Process("relay-metrics", ["outbox"], replace(settings, relay_metrics_port=port), tmp_path)
+    try:
+        await write_rows(pool, uuid.uuid4().hex[:8], keys=2, per_key=5)
+
+        async def scraped() -> str | None:
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    text = await r.text()
+            except aiohttp.ClientError:
+                return None
+            return text if "outbox_published_total 10.0" in text else None
+
+        text = await services.eventually(scraped, timeout_s=20, what="the relay's metrics to count 10 rows")
+        assert "outbox_relay_active 1.0" in str(text)
+        assert "outbox_publish_seconds_count" in str(text)
+    finally:
+        assert relay.terminate() == 0
