@@ -90,9 +90,18 @@ class StoredOriginal:
     height: int
 
 
+def stored_format(origin_format: str) -> str:
+    """Return the format an upload will be stored as: WebP, or itself for pass-through formats."""
+    return origin_format if origin_format in PASS_THROUGH else WEBP
+
+
 def new_image(original: StoredOriginal, *, base_url: str, at: datetime, status: ImageStatus) -> Image:
-    """Return the images row of an accepted upload; its URL names the WebP it will become."""
-    key = image_key(original.category, at, original.image_id, WEBP)
+    """Return the images row of an accepted upload; its URL names the file it will become.
+
+    That is the WebP for images and the file itself for MP4/MOV/SVG (known from the sniffed bytes),
+    so the URL given at upload is final; only a WebP encoding failure corrects it later (CONTRACT 2.1).
+    """
+    key = image_key(original.category, at, original.image_id, stored_format(original.origin_format))
     return Image(
         image_id=original.image_id,
         status=status,

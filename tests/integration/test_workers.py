@@ -229,3 +229,14 @@ async def test_an_unforeseen_error_is_recorded_and_the_stream_goes_on(resources)
         await handlers.guarded(resources, "image-converter", "image-uploaded", key, value, handlers.handle_uploaded)
         == "READY"
     )
+
+
+async def test_a_video_keeps_the_url_it_was_given_at_upload(resources) -> None:  # type: ignore[no-untyped-def]
+    video = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
+    image_id, key, value = await upload(resources, video, name="clip.mp4")
+    ((url_at_upload,),) = await fetch_all(resources.pool, "SELECT image_url FROM images WHERE image_id = %s", image_id)
+    assert url_at_upload.endswith(f"{image_id}.mp4")
+    assert await handlers.handle_uploaded(resources, key, value) == "READY"
+    status, url, location, fmt, *_ = await image_row(resources.pool, image_id)
+    assert (status, url, fmt) == ("READY", url_at_upload, "MP4")
+    assert resources.store.read(location) == video

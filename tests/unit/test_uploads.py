@@ -53,3 +53,15 @@ def test_storage_key_uses_the_utc_date() -> None:
     at = datetime.fromisoformat("2025-01-20T23:30:00-05:00")  # 2025-01-21 04:30 UTC
     assert uploads.image_key("PRODUCT", at, "abc", "WEBP") == "PRODUCT/2025/01/21/abc.webp"
     assert uploads.image_key("POST", at.astimezone(UTC), "abc", "JPEG") == "POST/2025/01/21/abc.jpg"
+
+
+@pytest.mark.parametrize(
+    ("origin", "suffix"), [("JPEG", "webp"), ("HEIC", "webp"), ("MP4", "mp4"), ("MOV", "mov"), ("SVG", "svg")]
+)
+def test_the_upload_url_names_the_file_it_will_become(origin: str, suffix: str) -> None:
+    from core.images import ImageStatus
+
+    at = datetime(2025, 1, 20, tzinfo=UTC)
+    original = uploads.StoredOriginal("id-1", "POST", "u", "_originals/x", origin, 10, 0, 0)
+    image = uploads.new_image(original, base_url="http://x/", at=at, status=ImageStatus.TEMP)
+    assert image.image_url == f"http://x/POST/2025/01/20/id-1.{suffix}"
