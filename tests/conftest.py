@@ -26,6 +26,14 @@ TABLES_TO_CLEAN = (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by folder, so `-m "not e2e"` or `-m integration` select a layer."""
+    for item in items:
+        for layer in ("integration", "e2e"):
+            if f"/tests/{layer}/" in str(item.path):
+                item.add_marker(getattr(pytest.mark, layer))
+
+
 @pytest.fixture(scope="session")
 def db_server() -> Iterator[DbDsn]:
     with services.mariadb_server() as dsn:

@@ -14,8 +14,6 @@ from tests.conftest import make_settings
 from tests.e2e.client import ImageClient
 from tests.processes import Process
 
-pytestmark = pytest.mark.e2e
-
 
 @dataclass
 class Stack:

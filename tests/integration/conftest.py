@@ -11,8 +11,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from core.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 ClientFactory = Callable[[Settings], Awaitable[TestClient]]
 
 
