@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
 
 from adapters import formats
+from adapters.converter import ConverterPool
 from adapters.mariadb import in_transaction_retrying
 from adapters.storage import FileStore
 from adapters.webp import ConversionFailed, StoredResult, convert_and_store
@@ -80,7 +80,7 @@ async def ingest(
     settings: Settings,
     store: FileStore,
     uow: UnitOfWork,
-    converter: Executor | None = None,
+    converter: ConverterPool | None = None,
     image_ids: Sequence[str] | None = None,
     now: datetime | None = None,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
@@ -140,13 +140,11 @@ async def _convert_all(
     originals: Sequence[uploads.StoredOriginal],
     at: datetime,
     settings: Settings,
-    converter: Executor,
+    converter: ConverterPool,
     written: list[str],
 ) -> list[SyncResult]:
-    loop = asyncio.get_running_loop()
     futures = [
-        loop.run_in_executor(
-            converter,
+        converter.run(
             convert_and_store,
             settings.upload_dir,
             c.file.data,

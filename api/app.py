@@ -72,4 +72,4 @@ async def _converter(app: web.Application) -> AsyncIterator[None]:
     executor = create_converter(settings)
     app[keys.CONVERTER] = executor
     yield
-    executor.shutdown(wait=True, cancel_futures=True)
+    executor.shutdown()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 import aiomysql
 from aiohttp import web
 
+from adapters.converter import ConverterPool
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore
 from core.settings import Settings
@@ -15,6 +14,6 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", aiomysql.Pool)
 REFERENCES = web.AppKey("references", ReferenceCache)
 STORE = web.AppKey("store", FileStore)
-CONVERTER = web.AppKey("converter", Executor)
+CONVERTER = web.AppKey("converter", ConverterPool)
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)

@@ -66,7 +66,7 @@ class Runtime:
         """Close the pool and the conversion processes (after the agents stopped)."""
         log.info("stopping")
         if self.resources is not None:
-            self.resources.converter.shutdown(wait=True, cancel_futures=True)
+            self.resources.converter.shutdown()
             self.resources.pool.close()
             await self.resources.pool.wait_closed()
         log.info("stopped")

@@ -15,7 +15,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ import aiomysql
 import structlog
 
 from adapters import fetch
+from adapters.converter import ConverterPool
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
@@ -53,7 +53,7 @@ class Resources:
     pool: aiomysql.Pool
     references: ReferenceCache
     store: FileStore
-    converter: Executor
+    converter: ConverterPool
 
 
 def _poison_id(topic: str, raw: bytes | None) -> str:
@@ -102,8 +102,8 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
         if env.event_type != IMAGE_UPLOADED:
             raise EnvelopeError(f"unexpected eventType {env.event_type}")
         image_id, origin_key = str(env.payload["imageId"]), str(env.payload["originKey"])
-        category, created = str(env.payload["category"]), str(env.payload["createdAt"])
-    except (EnvelopeError, KeyError, UnicodeDecodeError) as exc:
+        category, created = str(env.payload["category"]), datetime.fromisoformat(str(env.payload["createdAt"]))
+    except (EnvelopeError, KeyError, ValueError) as exc:
         await record_poison(res, services.CONVERTER, _poison_id("image-uploaded", raw), f"bad message: {exc}")
         return "poison"
     structlog.contextvars.bind_contextvars(event_id=env.event_id, image_id=image_id)
@@ -111,7 +111,7 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
     if await _already_done(res, env.event_id, image_id):
         log.info("conversion_skipped", reason="already processed")
         return "skipped"
-    stem = uploads.image_key(category, datetime.fromisoformat(created), image_id, uploads.WEBP).removesuffix(".webp")
+    stem = uploads.image_key(category, created, image_id, uploads.WEBP).removesuffix(".webp")
     outcome = await _convert(res, origin_key, stem)
     settings = res.settings
 
@@ -165,11 +165,9 @@ async def _already_done(res: Resources, event_id: str, image_id: str) -> bool:
 
 
 async def _convert(res: Resources, origin_key: str, stem: str) -> services.ConversionOutcome:
-    loop = asyncio.get_running_loop()
+    args = (res.settings.upload_dir, origin_key, stem, res.settings.max_image_pixels)
     try:
-        stored = await loop.run_in_executor(
-            res.converter, convert_stored, res.settings.upload_dir, origin_key, stem, res.settings.max_image_pixels
-        )
+        stored = await res.converter.run(convert_stored, *args)
     except ConversionFailed as exc:
         return services.ConversionOutcome(ready=False, reason=str(exc))
     except FileNotFoundError:

@@ -33,7 +33,7 @@ async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[ha
     await cache.reload()
     converter = create_converter(settings, processes=1)
     yield handlers.Resources(settings, pool, cache, FileStore(settings.upload_dir), converter)
-    converter.shutdown(wait=True)
+    converter.shutdown()
 
 
 async def upload(res: handlers.Resources, data: bytes, name: str = "a.jpg") -> tuple[str, bytes, bytes]:
@@ -240,3 +240,16 @@ async def test_a_video_keeps_the_url_it_was_given_at_upload(resources) -> None: 
     status, url, location, fmt, *_ = await image_row(resources.pool, image_id)
     assert (status, url, fmt) == ("READY", url_at_upload, "MP4")
     assert resources.store.read(location) == video
+
+
+async def test_a_dead_conversion_process_is_replaced_and_the_image_still_converted(resources) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    await resources.converter.run(os.getpid)  # make sure the process is up
+    executor = resources.converter._executor
+    for pid in list(executor._processes):  # kill the pool's children, as the OOM killer would
+        os.kill(pid, signal.SIGKILL)
+    image_id, key, value = await upload(resources, images.jpeg())
+    assert await handlers.handle_uploaded(resources, key, value) == "READY"
+    assert resources.converter._executor is not executor
