@@ -92,17 +92,16 @@ def bench_environment(name: str, **overrides: Any) -> Iterator[Settings]:
 
     shutil.rmtree(upload_dir, ignore_errors=True)
     upload_dir.mkdir(parents=True)
-    settings = replace(
-        Settings(),
-        db_dsn=dsn,
-        kafka_bootstrap=broker.bootstrap,
-        upload_dir=str(upload_dir),
-        log_level="WARNING",
-        uploaded_partitions=4,
-        event_partitions=2,
-        worker_app_id=f"bench-{name}",
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "db_dsn": dsn,
+        "kafka_bootstrap": broker.bootstrap,
+        "upload_dir": str(upload_dir),
+        "log_level": "WARNING",
+        "uploaded_partitions": 4,
+        "event_partitions": 2,
+        "worker_app_id": f"bench-{name}",
+    }
+    settings = replace(Settings(), **(defaults | overrides))
     asyncio.run(ensure_topics(settings))
     try:
         yield settings

@@ -24,10 +24,11 @@ def ready_count(log: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--images", type=int, default=96)
     args = parser.parse_args()
     photos = [images.noisy_jpeg(1920, 1080, seed=500 + n) for n in range(args.images)]
-    with bench_environment("scaling", convert_processes=1, worker_concurrency=2) as settings:
+    # 12 partitions, the production default, so the two workers split six each.
+    with bench_environment("scaling", convert_processes=1, worker_concurrency=2, uploaded_partitions=12) as settings:
         settings = replace(settings, log_level="INFO")
         log_dir = Path("/tmp/images-bench-scaling-logs")
         log_dir.mkdir(exist_ok=True)
