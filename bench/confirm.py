@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-from harness import bench_environment, start, summary_ms, wait_port, write_results
+from harness import at_fixed_rate, bench_environment, start, summary_ms, wait_port, write_results
 from relay import Arrivals
 
 from adapters import mariadb
@@ -57,15 +57,7 @@ async def at_rate(settings: Settings, rate: float, seconds: float) -> dict:
                 assert r.status == 200, await r.text()
             answered[reference] = time.perf_counter()
 
-        t0 = time.perf_counter()
-        tasks = []
-        for n in range(total):
-            delay = t0 + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(confirm(n)))
-        await asyncio.gather(*tasks)
-        achieved = total / (time.perf_counter() - t0)
+        achieved = await at_fixed_rate(rate, total, confirm)
     deadline = time.monotonic() + 60
     while not set(answered) <= arrivals.seen_keys.keys() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

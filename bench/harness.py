@@ -14,7 +14,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,3 +122,16 @@ def wait_port(port: int, timeout_s: float = 30) -> None:
 
 def now() -> float:
     return time.perf_counter()
+
+
+async def at_fixed_rate(rate: float, total: int, start_one: Callable[[int], Awaitable[None]]) -> float:
+    """Start `start_one(n)` for n in range(total) at `rate` per second (open loop); return the achieved rate."""
+    began = time.perf_counter()
+    tasks = []
+    for n in range(total):
+        delay = began + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(start_one(n)))
+    await asyncio.gather(*tasks)
+    return total / (time.perf_counter() - began)

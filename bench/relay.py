@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from harness import bench_environment, start, summary_ms, write_results
+from harness import at_fixed_rate, bench_environment, start, summary_ms, write_results
 
 from adapters import mariadb
 from adapters.mariadb import MariaDbUnitOfWork
@@ -89,16 +89,7 @@ async def at_rate(settings: Settings, rate: float, seconds: float) -> dict:
             await uow.commit()
         committed[env.event_id] = time.perf_counter()
 
-    t0 = time.perf_counter()
-    tasks = []
-    total = int(rate * seconds)
-    for n in range(total):
-        delay = t0 + n / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(write(n)))
-    await asyncio.gather(*tasks)
-    achieved = total / (time.perf_counter() - t0)
+    achieved = await at_fixed_rate(rate, int(rate * seconds), write)
     await arrivals.wait_for(set(committed), timeout_s=60)
     await arrivals.stop()
     pool.close()
