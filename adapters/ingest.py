@@ -20,7 +20,7 @@ from adapters import formats
 from adapters.converter import ConverterPool
 from adapters.mariadb import in_transaction_retrying
 from adapters.storage import FileStore
-from adapters.webp import ConversionFailed, StoredResult, convert_and_store
+from adapters.webp import ConversionFailed, DimensionsExceeded, StoredResult, convert_and_store
 from core import errors, uploads
 from core.images import Image
 from core.ports import UnitOfWork
@@ -156,9 +156,9 @@ async def _convert_all(
     results: list[StoredResult | BaseException] = await asyncio.gather(*futures, return_exceptions=True)
     written.extend(r.key for r in results if isinstance(r, StoredResult))
     for r in results:
+        if isinstance(r, DimensionsExceeded):
+            raise errors.ImageDimensionsExceeded(str(r))
         if isinstance(r, ConversionFailed):
-            if "dimensions" in str(r):
-                raise errors.ImageDimensionsExceeded(str(r))
             raise errors.InvalidFileContent(str(r))
         if isinstance(r, BaseException):
             raise r

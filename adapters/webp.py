@@ -32,6 +32,10 @@ class ConversionFailed(Exception):
     """The input cannot be decoded (or sanitised): the image ends FAILED with this reason."""
 
 
+class DimensionsExceeded(ConversionFailed):
+    """The decoded size is over the pixel limit (a decompression bomb, or a header that lied)."""
+
+
 @dataclass(frozen=True)
 class Converted:
     """The bytes to store and what they are."""
@@ -84,7 +88,7 @@ def _convert_raster(data: bytes, kind: str, max_pixels: int) -> Converted:
                 animated = getattr(img, "n_frames", 1) > 1
                 encoded, size = _encode_animated(img) if animated else _encode_still(img)
     except (TooManyPixels, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ConversionFailed(f"image dimensions exceeded: {exc}") from None
+        raise DimensionsExceeded(f"image dimensions exceeded: {exc}") from None
     except _EncodeFailed as exc:
         # Decodable but not encodable as WebP (e.g. wider than 16383 px): keep the original.
         return Converted(data, kind, exc.width, exc.height, fallback_reason=str(exc))
