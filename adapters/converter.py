@@ -31,6 +31,7 @@ class ConverterPool:
     """
 
     def __init__(self, settings: Settings, processes: int | None = None) -> None:
+        """Start `processes` (default: the setting, 0 = core count) conversion processes."""
         self._max_pixels = settings.max_image_pixels
         self._processes = processes or settings.effective_convert_processes
         self._executor = self._start()
@@ -58,8 +59,3 @@ class ConverterPool:
     def shutdown(self) -> None:
         """Stop the processes, dropping queued work (the caller finished its in-flight units)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def create_converter(settings: Settings, processes: int | None = None) -> ConverterPool:
-    """Start a pool of `processes` (default: the setting, 0 = core count) conversion processes."""
-    return ConverterPool(settings, processes)

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from adapters import mariadb
-from adapters.converter import create_converter
+from adapters.converter import ConverterPool
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
 from adapters.storage import FileStore
@@ -69,7 +69,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _converter(app: web.Application) -> AsyncIterator[None]:
     """The process pool of ?sync=true conversions (CPU-bound: never on the event loop)."""
     settings = app[keys.SETTINGS]
-    executor = create_converter(settings)
-    app[keys.CONVERTER] = executor
+    converter = ConverterPool(settings)
+    app[keys.CONVERTER] = converter
     yield
-    executor.shutdown()
+    converter.shutdown()

@@ -11,7 +11,7 @@ import structlog
 from mode import Service
 
 from adapters import mariadb
-from adapters.converter import create_converter
+from adapters.converter import ConverterPool
 from adapters.reference_cache import ReferenceCache
 from adapters.retry import until_available
 from adapters.storage import FileStore
@@ -51,7 +51,7 @@ class Runtime:
             pool=pool,
             references=references,
             store=FileStore(settings.upload_dir),
-            converter=create_converter(settings),
+            converter=ConverterPool(settings),
         )
         self.ready.set()
         log.info("worker_resources_ready", concurrency=settings.effective_worker_concurrency)

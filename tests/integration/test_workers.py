@@ -15,7 +15,7 @@ import aiomysql
 import pytest
 from PIL import Image
 
-from adapters.converter import create_converter
+from adapters.converter import ConverterPool
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
@@ -31,7 +31,7 @@ from workers import handlers
 async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[handlers.Resources]:
     cache = ReferenceCache(pool)
     await cache.reload()
-    converter = create_converter(settings, processes=1)
+    converter = ConverterPool(settings, processes=1)
     yield handlers.Resources(settings, pool, cache, FileStore(settings.upload_dir), converter)
     converter.shutdown()
 
