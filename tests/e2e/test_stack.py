@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 from tests import images, services
 from tests.e2e.client import ImageClient
 from tests.e2e.conftest import Stack, worker_ready
 from tests.kafka_reader import read_messages
+from tests.processes import ROOT, settings_env
 
 
 async def wait_ready(api: ImageClient, image_id: str, timeout_s: float = 60) -> dict:
@@ -93,23 +96,19 @@ async def test_workers_joining_and_leaving_lose_nothing_and_apply_nothing_twice(
     assert processed_rows == dict.fromkeys(ids, 1), "every image announced exactly once"
 
 
+def workers_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m workers ARGS` against the stack's settings, as an operator would."""
+    env = {**settings_env(stack.settings), "PATH": "/usr/bin:/bin", "IMAGES_LOG_FORMAT": "json"}
+    return subprocess.run(
+        [sys.executable, "-m", "workers", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 async def test_an_upload_command_sent_with_the_cli_becomes_ready(api: ImageClient, stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
-
-    from tests.processes import ROOT, settings_env
-
     photo = tmp_path / "from-a-service.png"
     photo.write_bytes(images.png(30, 20, mode="RGB"))
-    env = {**settings_env(stack.settings), "PATH": "/usr/bin:/bin"}
     sent = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "workers", "send-upload", str(photo), "--category", "profile", "--uploader-id", "svc-1"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        workers_cli, stack, "send-upload", str(photo), "--category", "profile", "--uploader-id", "svc-1"
     )
     assert sent.returncode == 0, sent.stderr
     image_id = sent.stdout.strip().splitlines()[-1]
@@ -118,19 +117,6 @@ async def test_an_upload_command_sent_with_the_cli_becomes_ready(api: ImageClien
 
 
 def test_the_sweep_cli_reports_what_it_removed(stack: Stack) -> None:
-    import subprocess
-    import sys
-
-    from tests.processes import ROOT, settings_env
-
-    env = {**settings_env(stack.settings), "PATH": "/usr/bin:/bin", "IMAGES_LOG_FORMAT": "json"}
-    done = subprocess.run(
-        [sys.executable, "-m", "workers", "sweep", "orphans"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = workers_cli(stack, "sweep", "orphans")
     assert done.returncode == 0, done.stderr
     assert "sweep_progress" in done.stdout and "removed 0 rows and 0 files" in done.stdout
