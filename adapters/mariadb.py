@@ -16,9 +16,10 @@ from typing import Any, Self, TypeVar
 
 import aiomysql
 import pymysql
+from pymysql.constants import CLIENT
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from adapters.repositories import MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents
+from adapters.repositories import MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents, Pipeline
 from core.settings import DbDsn
 
 T = TypeVar("T")
@@ -63,8 +64,19 @@ def connect_kwargs(dsn: DbDsn) -> dict[str, Any]:
 
 
 async def create_pool(dsn: DbDsn, *, size: int) -> aiomysql.Pool:
-    """Open a pool; connections are autocommit until a unit of work BEGINs."""
-    return await aiomysql.create_pool(minsize=1, maxsize=size, pool_recycle=3600, **connect_kwargs(dsn))
+    """Open a pool; connections are autocommit until a unit of work BEGINs.
+
+    The pool's connections accept several statements per query: a unit of work sends its writes
+    and its COMMIT in one round trip (repositories.Pipeline). Every value still goes through the
+    driver's escaping; no SQL is ever built from input.
+    """
+    return await aiomysql.create_pool(
+        minsize=1,
+        maxsize=size,
+        pool_recycle=3600,
+        client_flag=CLIENT.MULTI_STATEMENTS,
+        **connect_kwargs(dsn),
+    )
 
 
 def schema_statements(sql: str) -> list[str]:
@@ -124,31 +136,31 @@ async def ping(pool: aiomysql.Pool) -> None:
 
 
 class MariaDbUnitOfWork:
-    """`async with uow:` takes a connection and BEGINs; it rolls back unless commit() was called."""
+    """`async with uow:` takes a connection and opens a transaction; it rolls back unless commit() was called.
+
+    The BEGIN and every write travel with the transaction's next read or with its COMMIT
+    (repositories.Pipeline), so a write-only transaction is one round trip.
+    """
 
     def __init__(self, pool: aiomysql.Pool) -> None:
         self._pool = pool
         self._conn: aiomysql.Connection | None = None
+        self._pipeline: Pipeline | None = None
         self._committed = False
 
     async def __aenter__(self) -> Self:
         self._conn = await self._pool.acquire()
         self._committed = False
-        try:
-            await self._conn.begin()
-        except BaseException:
-            self._pool.release(self._conn)
-            raise
-        cursor_source = self._conn
-        self.images = MariaDbImages(cursor_source)
-        self.outbox = MariaDbOutbox(cursor_source)
-        self.processed = MariaDbProcessedEvents(cursor_source)
+        self._pipeline = Pipeline(self._conn)
+        self.images = MariaDbImages(self._pipeline)
+        self.outbox = MariaDbOutbox(self._pipeline)
+        self.processed = MariaDbProcessedEvents(self._pipeline)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._pipeline = self._conn, None, None
         if conn is None:
             return
         try:
@@ -161,7 +173,7 @@ class MariaDbUnitOfWork:
             self._pool.release(conn)
 
     async def commit(self) -> None:
-        """Commit everything written through this unit of work."""
-        assert self._conn is not None, "commit() outside `async with`"
-        await self._conn.commit()
+        """Send what is queued and commit everything written through this unit of work."""
+        assert self._pipeline is not None, "commit() outside `async with`"
+        await self._pipeline.commit()
         self._committed = True

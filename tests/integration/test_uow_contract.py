@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aiomysql
+import pymysql
 import pytest
 
 from adapters.mariadb import MariaDbUnitOfWork
@@ -111,3 +112,38 @@ async def test_deleting_an_image_removes_its_storage_row(new_uow: UowFactory) ->
         await uow.commit()
     async with new_uow() as uow:
         assert (await uow.images.get(img.image_id), await uow.images.storage(img.image_id)) == (None, None)
+
+
+async def test_a_unit_of_work_reads_its_own_writes(new_uow: UowFactory) -> None:
+    img = image(status=ImageStatus.TEMP)
+    async with new_uow() as uow:
+        await uow.images.add(img, storage(img))
+        await uow.processed.record("c", img.image_id, outcome="X", detail=None, at=T)
+        assert await uow.images.get(img.image_id, for_update=True) == img
+        assert await uow.processed.seen("c", img.image_id)
+        await uow.commit()
+
+
+async def test_values_that_look_like_sql_are_stored_as_written(new_uow: UowFactory) -> None:
+    # Writes are rendered by the driver's escaping and sent as one multi-statement query.
+    tricky = "o'brien \\ %s %(x)s \"; DELETE FROM images; -- 한글 😀"
+    img = Image(str(uuid.uuid4()), ImageStatus.READY, "POST", "http://x/a.webp", tricky, T, T, None)
+    await add(new_uow, img)
+    async with new_uow() as uow:
+        assert await uow.images.get(img.image_id) == img
+
+
+async def test_a_failing_write_fails_the_commit_and_nothing_of_the_unit_stays(pool: aiomysql.Pool) -> None:
+    first, second = image(), image()
+    await add(lambda: MariaDbUnitOfWork(pool), first)
+    async with MariaDbUnitOfWork(pool) as uow:
+        await uow.images.add(second, storage(second))
+        await uow.images.add(first, storage(first))  # duplicate key: queued, fails with the commit
+        await uow.processed.record("c", second.image_id, outcome="X", detail=None, at=T)
+        with pytest.raises(pymysql.err.IntegrityError):
+            await uow.commit()
+    for _ in range(3):  # every pooled connection is clean afterwards
+        async with MariaDbUnitOfWork(pool) as uow:
+            assert await uow.images.get(second.image_id) is None
+            assert not await uow.processed.seen("c", second.image_id)
+            assert await uow.images.get(first.image_id) == first
