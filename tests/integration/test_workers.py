@@ -253,3 +253,12 @@ async def test_a_dead_conversion_process_is_replaced_and_the_image_still_convert
     image_id, key, value = await upload(resources, images.jpeg())
     assert await handlers.handle_uploaded(resources, key, value) == "READY"
     assert resources.converter._executor is not executor
+
+
+async def test_conversion_processes_keep_image_memory_between_conversions(resources) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from adapters.converter import PILLOW_BLOCKS_KEPT
+
+    assert Image.core.get_blocks_max() != PILLOW_BLOCKS_KEPT  # this process has Pillow's default
+    assert await resources.converter.run(Image.core.get_blocks_max) == PILLOW_BLOCKS_KEPT
