@@ -1,10 +1,18 @@
-"""`POST /api/images`: stream the multipart body within the limits, then ingest (CONTRACT 2.1)."""
+"""`POST /api/images`: stream the multipart body within the limits, then ingest (CONTRACT 2.1).
+
+The body is parsed by python-multipart's streaming parser, not aiohttp's MultipartReader: on a
+100 KiB upload aiohttp's reader cost about a fifth of the api's CPU, most of it re-parsing each
+part's Content-Disposition seven times per request (its parser rebuilds a 128-character escape
+table on every call). python-multipart parses such a body in ~40 us.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import hdrs, web
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
@@ -77,36 +85,95 @@ def _upload_body(image: Image) -> dict[str, Any]:
 async def _read_form(
     request: web.Request, body: _Body, max_file_bytes: int
 ) -> tuple[dict[str, str], list[IncomingFile], list[IncomingFile]]:
-    fields: dict[str, str] = {}
-    single: list[IncomingFile] = []
-    multi: list[IncomingFile] = []
+    _, params = parse_options_header(request.headers.get(hdrs.CONTENT_TYPE))
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise errors.ValidationError("malformed multipart body: no boundary in Content-Type")
+    form = _Form(max_file_bytes)
+    parser = MultipartParser(boundary, form.callbacks())
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise errors.ValidationError("nested multipart is not supported")
-            # aiohttp re-parses Content-Disposition on every .name/.filename access: read each once.
-            name = part.name
-            if name in ("file", "files"):
-                data = await _read_part(part, body, max_file_bytes)
-                (single if name == "file" else multi).append(IncomingFile(part.filename, data))
-            elif name:
-                raw = await _read_part(part, body, MAX_FIELD_BYTES)
-                fields[name] = raw.decode("utf-8", errors="replace")
-    except (ValueError, AssertionError) as exc:
-        # aiohttp raises these for malformed multipart bodies.
+        while chunk := await request.content.read(CHUNK_BYTES):
+            body.count(len(chunk))
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
         raise errors.ValidationError(f"malformed multipart body: {exc}") from None
-    return fields, single, multi
+    if not form.complete:
+        raise errors.ValidationError("malformed multipart body: no closing boundary")
+    return form.fields, form.single, form.multi
 
 
-async def _read_part(part: BodyPartReader, body: _Body, limit: int) -> bytes:
-    buf = bytearray()
-    while chunk := await part.read_chunk(CHUNK_BYTES):
-        body.count(len(chunk))
-        buf += chunk
-        if len(buf) > limit:
-            raise errors.FileTooLarge(f"a file is over {limit} bytes")
-    return bytes(buf)
+class _Form:
+    """Collects the parts of a multipart/form-data body as the streaming parser finds them.
+
+    A part stops at its limit (the per-file limit for `file`/`files`, 64 KiB for other fields)
+    with FILE_TOO_LARGE, raised from inside the parser, before the rest of it is held in memory.
+    """
+
+    def __init__(self, max_file_bytes: int) -> None:
+        self.fields: dict[str, str] = {}
+        self.single: list[IncomingFile] = []
+        self.multi: list[IncomingFile] = []
+        self.complete = False
+        self._max_file_bytes = max_file_bytes
+        self._header = bytearray()
+        self._value = bytearray()
+        self._disposition = ""
+        self._name: str | None = None
+        self._filename: str | None = None
+        self._limit = 0
+        self._data = bytearray()
+
+    def callbacks(self) -> Any:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._disposition = ""
+        self._data = bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header.lower() == b"content-disposition":
+            self._disposition = self._value.decode("latin-1")  # raw bytes; names are decoded below
+        self._header.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        # RFC 7578: browsers send names as UTF-8 in quoted strings; filename* is not used.
+        _, params = parse_options_header(self._disposition)
+        name, filename = params.get(b"name"), params.get(b"filename")
+        self._name = None if name is None else name.decode("utf-8", errors="replace")
+        self._filename = None if filename is None else filename.decode("utf-8", errors="replace")
+        self._limit = self._max_file_bytes if self._name in ("file", "files") else MAX_FIELD_BYTES
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self._data += memoryview(data)[start:end]
+        if len(self._data) > self._limit:
+            raise errors.FileTooLarge(f"a file is over {self._limit} bytes")
+
+    def _part_end(self) -> None:
+        if self._name in ("file", "files"):
+            file = IncomingFile(self._filename, bytes(self._data))
+            (self.single if self._name == "file" else self.multi).append(file)
+        elif self._name:
+            self.fields[self._name] = self._data.decode("utf-8", errors="replace")
+
+    def _end(self) -> None:
+        self.complete = True
 
 
 async def _drain(request: web.Request, body: _Body) -> None:

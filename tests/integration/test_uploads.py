@@ -201,6 +201,35 @@ async def test_a_malformed_multipart_body_is_400(client) -> None:  # type: ignor
     assert (r.status, (await r.json())["code"]) == (400, "VALIDATION_ERROR")
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"garbage", f"multipart/form-data; boundary={BOUNDARY}"),
+        (form(("file", "a.jpg", JPEG)).body.removesuffix(f"--{BOUNDARY}--\r\n".encode()), None),  # cut short
+        (form(("file", "a.jpg", JPEG)).body, "multipart/form-data"),  # no boundary
+    ],
+    ids=["garbage", "no-closing-boundary", "no-boundary"],
+)
+async def test_a_broken_multipart_body_is_400_and_stores_nothing(client, pool, body, content_type) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Content-Type": content_type or form().headers["Content-Type"]}
+    r = await client.post("/api/images", data=body, headers=headers)
+    assert (r.status, (await r.json())["code"]) == (400, "VALIDATION_ERROR")
+    assert await counts(pool) == (0, 0, 0, 0)
+
+
+async def test_a_form_field_over_64_kib_is_too_large(client, pool) -> None:  # type: ignore[no-untyped-def]
+    r = await post(client, form(("file", "a.jpg", JPEG), uploader="u" * (64 * 1024 + 1)))
+    assert (r.status, (await r.json())["code"]) == (400, "FILE_TOO_LARGE")
+    assert await counts(pool) == (0, 0, 0, 0)
+
+
+async def test_a_utf8_file_name_as_browsers_send_it_is_accepted(client, pool) -> None:  # type: ignore[no-untyped-def]
+    r = await post(client, form(("file", "사진 \"1\".jpg", JPEG)))
+    assert r.status == 200, await r.text()
+    rows = await fetch_all(pool, "SELECT COUNT(*) FROM images")
+    assert rows[0][0] == 1
+
+
 async def test_sync_upload_converts_before_answering(client, settings, pool) -> None:  # type: ignore[no-untyped-def]
     r = await post(client, form(("file", "a.jpg", images.jpeg(40, 30))), "?sync=true")
     body = await r.json()
