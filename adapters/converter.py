@@ -30,11 +30,11 @@ log = structlog.get_logger(__name__)
 # By default each such buffer is a fresh mmap, and the kernel zero-fills every page of it on first
 # touch; measured, that churn is ~10% of a 1080p conversion's CPU. A conversion process instead
 # keeps what it freed for the next image: Pillow caches its image blocks, and glibc serves large
-# buffers from the heap (up to its 32 MiB limit) and trims the heap only above 256 MiB.
-PILLOW_BLOCKS_KEPT = 16  # of Pillow's 16 MiB blocks: enough for a 60 MP RGBA image
+# buffers from the heap (up to its 32 MiB limit) and trims the heap only above 128 MiB.
+PILLOW_BLOCKS_KEPT = 4  # of Pillow's 16 MiB blocks: the few images one conversion holds at once
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters, glibc's malloc.h
 MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
-TRIM_THRESHOLD_BYTES = 256 * 1024 * 1024
+TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
 
 
 def prepare_process(max_pixels: int) -> None:
