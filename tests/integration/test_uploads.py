@@ -224,7 +224,7 @@ async def test_a_form_field_over_64_kib_is_too_large(client, pool) -> None:  # t
 
 
 async def test_a_utf8_file_name_as_browsers_send_it_is_accepted(client, pool) -> None:  # type: ignore[no-untyped-def]
-    r = await post(client, form(("file", "사진 \"1\".jpg", JPEG)))
+    r = await post(client, form(("file", '사진 "1".jpg', JPEG)))
     assert r.status == 200, await r.text()
     rows = await fetch_all(pool, "SELECT COUNT(*) FROM images")
     assert rows[0][0] == 1
