@@ -59,7 +59,7 @@ def raw_loop(photos: list[bytes], processes: int, *, tuned: bool = False) -> flo
         return len(photos) / (time.perf_counter() - began)
 
 
-async def pipeline(settings: Settings, photos: list[bytes]) -> tuple[float, float]:
+async def pipeline(settings: Settings, photos: list[bytes], parallel: int | None = None) -> tuple[float, float]:
     """Ingest every photo at once; return images/s (first ingest to last READY, first to last READY).
 
     The second number is the steady rate: it leaves out the pipeline's fill time (upload to the
@@ -98,7 +98,10 @@ async def pipeline(settings: Settings, photos: list[bytes]) -> tuple[float, floa
     pool.close()
     await pool.wait_closed()
     whole = len(ids) / (last.replace(tzinfo=UTC) - began).total_seconds()
-    steady = (len(ids) - 1) / max((last - first).total_seconds(), 1e-6)
+    # With `parallel` conversions at once the first READY ends the first round, so the window
+    # from the first READY to the last holds len - parallel conversions, not len - 1.
+    parallel = parallel or settings.effective_convert_processes
+    steady = (len(ids) - parallel) / max((last - first).total_seconds(), 1e-6)
     return whole, steady
 
 
