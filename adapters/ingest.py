@@ -125,6 +125,11 @@ async def ingest(
             )
         )
     except BaseException:
+        if uow.commit_in_doubt:
+            # The rows may have committed: removing the files could leave rows without files.
+            # Keep them; if no row names them, the orphan sweep removes them within the hour.
+            log.error("upload_commit_in_doubt", kept=written)
+            raise
         # Nothing half-written: no file stays behind a failed request.
         for key in written:
             await asyncio.to_thread(store.remove, key)

@@ -28,6 +28,12 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 RETRYABLE_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
 
 
+def is_server_error(exc: BaseException) -> bool:
+    """Tell whether MariaDB itself answered with this error (not the client: 2000-2999 are CR_* codes)."""
+    code = exc.args[0] if isinstance(exc, pymysql.err.MySQLError) and exc.args else None
+    return isinstance(code, int) and code >= 1000 and not 2000 <= code < 3000
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Tell whether a failed transaction can be retried as a whole (deadlock, lock timeout)."""
     return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in RETRYABLE_ERRORS
@@ -147,10 +153,11 @@ class MariaDbUnitOfWork:
         self._conn: aiomysql.Connection | None = None
         self._pipeline: Pipeline | None = None
         self._committed = False
+        self.commit_in_doubt = False
 
     async def __aenter__(self) -> Self:
         self._conn = await self._pool.acquire()
-        self._committed = False
+        self._committed = self.commit_in_doubt = False
         self._pipeline = Pipeline(self._conn)
         self.images = MariaDbImages(self._pipeline)
         self.outbox = MariaDbOutbox(self._pipeline)
@@ -175,5 +182,11 @@ class MariaDbUnitOfWork:
     async def commit(self) -> None:
         """Send what is queued and commit everything written through this unit of work."""
         assert self._pipeline is not None, "commit() outside `async with`"
-        await self._pipeline.commit()
+        try:
+            await self._pipeline.commit()
+        except BaseException as exc:
+            # An error the server sent stopped the batch before its COMMIT. Anything else (a
+            # broken connection, a cancellation while waiting for the answer) leaves it unknown.
+            self.commit_in_doubt = not is_server_error(exc)
+            raise
         self._committed = True

@@ -75,6 +75,9 @@ class UnitOfWork(Protocol):
     images: ImageRepository
     outbox: Outbox
     processed: ProcessedEvents
+    # True after commit() failed without telling whether the commit happened (the connection broke
+    # or the call was cancelled once the COMMIT had been sent); False when it surely did not.
+    commit_in_doubt: bool
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

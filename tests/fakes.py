@@ -125,6 +125,7 @@ class FakeUnitOfWork:
     def __init__(self, state: FakeState | None = None) -> None:
         self.state = state if state is not None else FakeState()
         self.commits = 0
+        self.commit_in_doubt = False
 
     async def __aenter__(self) -> Self:
         self._working = copy.deepcopy(self.state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -147,3 +148,35 @@ async def test_a_failing_write_fails_the_commit_and_nothing_of_the_unit_stays(po
             assert await uow.images.get(second.image_id) is None
             assert not await uow.processed.seen("c", second.image_id)
             assert await uow.images.get(first.image_id) == first
+
+
+async def test_a_commit_whose_connection_died_is_in_doubt(pool: aiomysql.Pool) -> None:
+    img = image()
+    uow = MariaDbUnitOfWork(pool)
+    async with uow:
+        await uow.images.add(img, storage(img))
+        assert await uow.images.get(img.image_id) == img  # the unit's connection is in use
+        victim = uow._conn.thread_id()  # type: ignore[union-attr]
+        async with pool.acquire() as other, other.cursor() as cur:
+            await cur.execute("KILL CONNECTION %s", (victim,))
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:  # KILL only marks the session: wait until the server has dropped it
+                await cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (victim,))
+                if (await cur.fetchone())[0] == 0:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "the killed session stayed"
+                await asyncio.sleep(0.01)
+        with pytest.raises(pymysql.err.OperationalError):
+            await uow.commit()
+        assert uow.commit_in_doubt
+
+
+async def test_a_commit_the_server_refused_is_not_in_doubt(pool: aiomysql.Pool) -> None:
+    img = image()
+    await add(lambda: MariaDbUnitOfWork(pool), img)
+    uow = MariaDbUnitOfWork(pool)
+    async with uow:
+        await uow.images.add(img, storage(img))  # duplicate key
+        with pytest.raises(pymysql.err.IntegrityError):
+            await uow.commit()
+        assert not uow.commit_in_doubt
