@@ -102,9 +102,12 @@ class Pipeline:
     here (from the read or the commit that carried it); the unit of work then rolls back.
     """
 
-    def __init__(self, conn: aiomysql.Connection) -> None:
+    def __init__(self, conn: aiomysql.Connection, *, isolation: str | None = None) -> None:
+        """`isolation` (e.g. "READ COMMITTED") applies to this transaction only."""
         self._conn = conn
         self._pending: list[str] = ["BEGIN"]
+        if isolation is not None:
+            self._pending.insert(0, f"SET TRANSACTION ISOLATION LEVEL {isolation}")
 
     def write(self, sql: str, args: Sequence[Any] = ()) -> None:
         """Queue a write; it runs, in order, before the next read or the commit."""

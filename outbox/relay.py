@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaProducer
 
 from adapters import kafka as kafka_adapter
 from adapters import mariadb
+from adapters.repositories import Pipeline
 from core.settings import Settings
 from outbox import housekeeping as metrics
 from outbox.housekeeping import delete_published, outbox_lag
@@ -45,9 +46,7 @@ MAX_BACKOFF_S = 5.0
 
 # Still the leader, and is anything pending? One read on the lock's own connection.
 PROBE = "SELECT IS_USED_LOCK(%s) = CONNECTION_ID(), EXISTS(SELECT 1 FROM outbox WHERE status = 'PENDING')"
-# One round trip: READ COMMITTED for this transaction only, BEGIN, and the claim.
 CLAIM = (
-    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;\nBEGIN;\n"
     "SELECT id, event_id, topic, message_key, payload, created_at FROM outbox"
     " WHERE status = 'PENDING' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
 )
@@ -126,20 +125,20 @@ class Relay:
         if not await self._probe():
             return None
         async with self._pool.acquire() as conn:
+            # One round trip for the claim (with its BEGIN) and one for the mark (with its COMMIT).
+            # READ COMMITTED: the claim then locks only the rows it returns, no gaps, so writers
+            # inserting new outbox rows never wait on (or deadlock with) the relay.
+            tx = Pipeline(conn, isolation="READ COMMITTED")
             try:
-                async with conn.cursor() as cur:
-                    # READ COMMITTED: the claim then locks only the rows it returns, no gaps, so
-                    # writers inserting new outbox rows never wait on (or deadlock with) the relay.
-                    await cur.execute(CLAIM, (self._settings.relay_batch_size,))
-                    await cur.nextset()
-                    await cur.nextset()
-                    rows = [Row(r[0], r[1], r[2], r[3], r[4].encode(), r[5]) for r in await cur.fetchall()]
+                claimed = await tx.fetchall(CLAIM, (self._settings.relay_batch_size,))
+                rows = [Row(r[0], r[1], r[2], r[3], r[4].encode(), r[5]) for r in claimed]
                 if not rows:
                     await conn.rollback()
                     return None
                 started = time.perf_counter()
                 outcome = settle(rows, await self._send_all(rows))
-                await self._mark_and_commit(conn, outcome)
+                self._mark(tx, outcome)
+                await tx.commit()
             except BaseException:
                 await _rollback_quietly(conn)
                 raise
@@ -165,26 +164,17 @@ class Relay:
                 results.append(exc)
         return results
 
-    async def _mark_and_commit(self, conn: aiomysql.Connection, outcome: BatchOutcome) -> None:
-        """Mark the batch's rows and commit, in one round trip."""
+    def _mark(self, tx: Pipeline, outcome: BatchOutcome) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
-        async with conn.cursor() as cur:
-            statements = []
-            if outcome.published:
-                marks = ", ".join(["%s"] * len(outcome.published))
-                statements.append(cur.mogrify(MARK_PUBLISHED.format(marks), (now, *outcome.published)))
-            for row_id, reason in outcome.failed:
-                statements.append(cur.mogrify(MARK_FAILED, (reason, row_id)))
-                log.error("outbox_row_failed", outbox_id=row_id, reason=reason)
-            if outcome.retry:
-                marks = ", ".join(["%s"] * len(outcome.retry))
-                statements.append(
-                    cur.mogrify(COUNT_ATTEMPT.format(marks), ((outcome.error or "")[:1000], *outcome.retry))
-                )
-            statements.append("COMMIT")
-            await cur.execute(";\n".join(statements))
-            for _ in statements[1:]:
-                await cur.nextset()
+        if outcome.published:
+            marks = ", ".join(["%s"] * len(outcome.published))
+            tx.write(MARK_PUBLISHED.format(marks), (now, *outcome.published))
+        for row_id, reason in outcome.failed:
+            tx.write(MARK_FAILED, (reason, row_id))
+            log.error("outbox_row_failed", outbox_id=row_id, reason=reason)
+        if outcome.retry:
+            marks = ", ".join(["%s"] * len(outcome.retry))
+            tx.write(COUNT_ATTEMPT.format(marks), ((outcome.error or "")[:1000], *outcome.retry))
 
     def _log_batch(self, rows: Sequence[Row], outcome: BatchOutcome, elapsed_s: float) -> None:
         metrics.BATCH_ROWS.observe(len(rows))
