@@ -13,10 +13,9 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
-from harness import at_fixed_rate, bench_environment, start, summary_ms, wait_port, write_results
+from harness import at_fixed_rate, bench_environment, logs, start, summary_ms, wait_port, write_results
 from relay import Arrivals
 
 from adapters import mariadb
@@ -73,8 +72,7 @@ def main() -> None:
     with bench_environment("confirm") as settings:
         port = services.free_port()
         settings = replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/")
-        log_dir = Path("/tmp/images-bench-confirm-logs")
-        log_dir.mkdir(exist_ok=True)
+        log_dir = logs("confirm")
         procs = [start("relay", ["outbox"], settings, log_dir), start("api", ["api"], settings, log_dir)]
         try:
             wait_port(port)

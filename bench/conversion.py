@@ -19,9 +19,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
-from harness import bench_environment, start, summary_ms, wait_port, write_results
+from harness import bench_environment, logs, start, summary_ms, wait_port, write_results
 from PIL import Image, ImageOps
 
 from adapters import mariadb
@@ -150,8 +149,7 @@ def main() -> None:
     with bench_environment("conversion", convert_processes=cores, worker_concurrency=2 * cores) as settings:
         port = services.free_port()
         settings = replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/", log_level="INFO")
-        log_dir = Path("/tmp/images-bench-conversion-logs")
-        log_dir.mkdir(exist_ok=True)
+        log_dir = logs("conversion")
         procs = [
             start("relay", ["outbox"], settings, log_dir),
             start("workers", ["workers", "worker"], settings, log_dir),

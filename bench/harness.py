@@ -111,6 +111,13 @@ def bench_environment(name: str, **overrides: Any) -> Iterator[Settings]:
         shutil.rmtree(upload_dir, ignore_errors=True)
 
 
+def logs(bench: str) -> Path:
+    """The folder a benchmark's processes log to (kept after the run, for reading)."""
+    folder = Path(f"/tmp/images-bench-{bench}-logs")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def start(name: str, args: list[str], settings: Settings, log_dir: Path) -> Process:
     """Start a shell process (`python -m ...`) with these settings."""
     return Process(name, args, settings, log_dir)

@@ -19,6 +19,12 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def heading(title: str, script: str, result: dict, about: str) -> list[str]:
+    """A section's title and the line saying where and when its numbers were taken."""
+    m = result["machine"]
+    return [f"## {title} (`bench/{script}`)", "", f"{m['cpus']} CPUs, {m['date']}; {about}", ""]
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -31,13 +37,7 @@ def main() -> None:
         "",
     ]
     if ingest := load("ingest"):
-        m = ingest["machine"]
-        out += [
-            "## Ingest (`bench/ingest.py`)",
-            "",
-            f"{m['cpus']} CPUs, {m['date']}, load from {ingest['load_generator']} on the same machine.",
-            "",
-        ]
+        out += heading("Ingest", "ingest.py", ingest, f"load from {ingest['load_generator']} on the same machine.")
         rows = [
             [
                 r["server"],
@@ -69,13 +69,7 @@ def main() -> None:
             "",
         ]
     if relay := load("relay"):
-        m = relay["machine"]
-        out += [
-            "## Outbox relay (`bench/relay.py`)",
-            "",
-            f"{m['cpus']} CPUs, {m['date']}; one row per transaction; settings {relay['settings']}.",
-            "",
-        ]
+        out += heading("Outbox relay", "relay.py", relay, f"one row per transaction; settings {relay['settings']}.")
         rows = [
             [r["target_rows_per_s"], r["achieved_rows_per_s"], r["count"], r["p50_ms"], r["p99_ms"], r["max_ms"]]
             for r in relay["commit_to_topic"]
@@ -88,13 +82,7 @@ def main() -> None:
             "",
         ]
     if conv := load("conversion"):
-        m = conv["machine"]
-        out += [
-            "## Conversion (`bench/conversion.py`)",
-            "",
-            f"{conv['cores']} cores, {m['date']}; generated photo-like JPEGs, WebP q80.",
-            "",
-        ]
+        out += heading("Conversion", "conversion.py", conv, "generated photo-like JPEGs, WebP q80.")
         rows = [
             [
                 r["set"],
@@ -146,13 +134,12 @@ def main() -> None:
             "",
         ]
     if scaling := load("scaling"):
-        m = scaling["machine"]
-        out += [
-            "## Worker scaling (`bench/scaling.py`)",
-            "",
-            f"{m['cpus']} CPUs, {m['date']}; each worker converts on one process; {scaling['images']} 1080p photos per phase.",
-            "",
-        ]
+        out += heading(
+            "Worker scaling",
+            "scaling.py",
+            scaling,
+            f"each worker converts on one process; {scaling['images']} 1080p photos per phase.",
+        )
         out += [
             table(
                 ["workers", "images/s", "speedup", "images converted per worker (phase two, with warm-up)"],
@@ -176,13 +163,9 @@ def main() -> None:
                 "",
             ]
     if confirm := load("confirm"):
-        m = confirm["machine"]
-        out += [
-            "## Confirm to event (`bench/confirm.py`)",
-            "",
-            f"{m['cpus']} CPUs, {m['date']}; HTTP 200 to the IMAGES_CHANGED message on the topic.",
-            "",
-        ]
+        out += heading(
+            "Confirm to event", "confirm.py", confirm, "HTTP 200 to the IMAGES_CHANGED message on the topic."
+        )
         rows = [
             [
                 r["target_confirms_per_s"],

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import replace
-from pathlib import Path
 
 from conversion import pipeline
-from harness import bench_environment, start, write_results
+from harness import bench_environment, logs, start, write_results
 
 from tests import images, services
 
@@ -30,8 +29,7 @@ def main() -> None:
     # 12 partitions, the production default, so the two workers split six each.
     with bench_environment("scaling", convert_processes=1, worker_concurrency=2, uploaded_partitions=12) as settings:
         settings = replace(settings, log_level="INFO")
-        log_dir = Path("/tmp/images-bench-scaling-logs")
-        log_dir.mkdir(exist_ok=True)
+        log_dir = logs("scaling")
         procs = [
             start("relay", ["outbox"], settings, log_dir),
             start("worker-1", ["workers", "worker"], settings, log_dir),
