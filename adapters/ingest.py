@@ -19,7 +19,7 @@ import structlog
 from adapters import formats
 from adapters.converter import ConverterPool
 from adapters.mariadb import in_transaction_retrying
-from adapters.storage import FileStore
+from adapters.storage import GroupWriter
 from adapters.webp import ConversionFailed, DimensionsExceeded, StoredResult, convert_and_store
 from core import errors, uploads
 from core.images import Image
@@ -78,7 +78,7 @@ async def ingest(
     category: str | None,
     reference_data: ReferenceData,
     settings: Settings,
-    store: FileStore,
+    writer: GroupWriter,
     uow: UnitOfWork,
     converter: ConverterPool | None = None,
     image_ids: Sequence[str] | None = None,
@@ -112,10 +112,9 @@ async def ingest(
         if converter is not None:
             converted = await _convert_all(checked, originals, at, settings, converter, written)
         if converter is None or settings.keep_originals:
-            for original, c in zip(originals, checked, strict=True):
-                assert original.origin_key is not None
-                await asyncio.to_thread(store.write, original.origin_key, c.file.data)
-                written.append(original.origin_key)
+            await writer.create(
+                [(_origin_key(o), c.file.data) for o, c in zip(originals, checked, strict=True)], written
+            )
         if converted is not None and not settings.keep_originals:
             originals = [_without_origin(o) for o in originals]
         recorded = originals
@@ -132,8 +131,13 @@ async def ingest(
             raise
         # Nothing half-written: no file stays behind a failed request.
         for key in written:
-            await asyncio.to_thread(store.remove, key)
+            await writer.remove(key)
         raise
+
+
+def _origin_key(original: uploads.StoredOriginal) -> str:
+    assert original.origin_key is not None
+    return original.origin_key
 
 
 def _without_origin(original: uploads.StoredOriginal) -> uploads.StoredOriginal:

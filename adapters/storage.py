@@ -1,15 +1,20 @@
 """Local-disk blob store. Keys are relative paths (`PRODUCT/2025/01/20/<uuid>.webp`).
 
-Every write goes to a temporary file in the target directory, is fsync'd, then renamed into
-place, and the directory is fsync'd: a key either holds the whole file or does not exist.
+`write` goes to a temporary file in the target directory, is fsync'd, then renamed into place,
+and the directory is fsync'd: a key either holds the whole file or does not exist. Uploads'
+originals use `create_many` through a `GroupWriter` instead: nothing reads those keys before the
+upload's transaction commits, so a torn file is only ever an orphan for the sweep, and the rename
+buys nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 TMP_SUFFIX = ".part"
@@ -55,6 +60,51 @@ class FileStore:
         _fsync_dir(target.parent)
         return len(data)
 
+    def create_many(self, files: Sequence[tuple[str, bytes]]) -> list[BaseException | None]:
+        """Create new files durably, fsyncing each directory once; return each file's error.
+
+        For keys nothing reads until a later commit makes them known (uploads): each file is
+        written at its key and fsync'd, with no temporary name and rename, since a torn file left
+        by a crash has no row and the orphan sweep removes it. (An upload command delivered again
+        after an uncommitted try rewrites its own key.) A file that failed is removed; a failed
+        directory fsync fails every file of that directory.
+        """
+        outcome: list[BaseException | None] = []
+        directories: dict[Path, list[int]] = {}
+        for n, (key, data) in enumerate(files):
+            try:
+                target = self.path(key)
+                self._create(target, data)
+            except Exception as exc:  # handed back to that file's caller
+                outcome.append(exc)
+                continue
+            outcome.append(None)
+            directories.setdefault(target.parent, []).append(n)
+        for directory, members in directories.items():
+            try:
+                _fsync_dir(directory)
+            except OSError as exc:
+                for n in members:
+                    outcome[n] = exc
+                    self.remove(files[n][0])
+        return outcome
+
+    def _create(self, target: Path, data: bytes) -> None:
+        if target.parent not in self._made_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(target.parent)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            target.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+
     def read(self, key: str) -> bytes:
         """Return a file's bytes."""
         return self.path(key).read_bytes()
@@ -86,6 +136,96 @@ class FileStore:
                         yield full.relative_to(self.root).as_posix()
                 except FileNotFoundError:
                     continue
+
+
+class GroupWriter:
+    """Durable creation of new files from async code, with group commit.
+
+    The files asked for while one batch is being made durable go together in the next: one call
+    on a worker thread writes and fsyncs them all, then fsyncs each of their directories once. Per
+    file that is one thread hand-off less, one directory fsync less and no rename, which was most
+    of an upload's durable-write cost (bench/NOTES.md). Nothing touches the disk on the event loop:
+    with fsyncs in flight even a page-cache write can wait on the file system's journal, and the
+    loop must not. A lone file goes at once: nothing waits for company.
+    """
+
+    def __init__(self, store: FileStore, *, max_batch: int = 64) -> None:
+        self.store = store
+        self._max_batch = max_batch
+        self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
+        """Create these files durably; add each key created to `created`; raise the first failure.
+
+        Returns, raises or is cancelled only once every file is either created or failed, so
+        that `created` is complete when the caller cleans up.
+        """
+        loop = asyncio.get_running_loop()
+        waits = [loop.create_future() for _ in files]
+        self._queue.extend((key, data, done) for (key, data), done in zip(files, waits, strict=True))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain())
+        settled = asyncio.ensure_future(asyncio.wait(waits))
+        try:
+            await asyncio.shield(settled)
+        finally:
+            if not settled.done():  # cancelled: the files are being written anyway
+                with contextlib.suppress(BaseException):
+                    await settled
+            created.extend(key for (key, _), done in zip(files, waits, strict=True) if _succeeded(done))
+        for done in waits:
+            if done.cancelled():  # only when the loop shuts down under the drainer
+                raise asyncio.CancelledError
+            if (error := done.exception()) is not None:
+                raise error
+
+    async def remove(self, key: str) -> bool:
+        """Remove a file if it is there; return whether it was."""
+        return await asyncio.to_thread(self.store.remove, key)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                on_disk = loop.run_in_executor(None, self.store.create_many, [(k, d) for k, d, _ in batch])
+                try:
+                    await asyncio.wait([on_disk])  # raises only if this task is cancelled
+                except asyncio.CancelledError:  # the loop is shutting down
+                    # Let the thread finish and report what it made, so that every caller's
+                    # clean-up knows its files; what is still queued is never written.
+                    await asyncio.wait([on_disk])
+                    _settle(batch, on_disk)
+                    for _, _, done in self._queue:
+                        done.cancel()
+                    self._queue = []
+                    raise
+                _settle(batch, on_disk)
+        finally:
+            self._drainer = None
+
+
+def _settle(
+    batch: list[tuple[str, bytes, asyncio.Future[None]]], on_disk: asyncio.Future[list[BaseException | None]]
+) -> None:
+    """Resolve each file's future from the thread's per-file outcome (or its own failure)."""
+    if on_disk.cancelled() or on_disk.exception() is not None:
+        # The hand-off itself failed: so did every file of the batch.
+        outcome: list[BaseException | None] = [on_disk.exception() or asyncio.CancelledError()] * len(batch)
+    else:
+        outcome = on_disk.result()
+    for (_, _, done), error in zip(batch, outcome, strict=True):
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
+def _succeeded(done: asyncio.Future[None]) -> bool:
+    return done.done() and not done.cancelled() and done.exception() is None
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -13,7 +13,7 @@ from adapters import mariadb
 from adapters.converter import ConverterPool
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
-from adapters.storage import FileStore
+from adapters.storage import FileStore, GroupWriter
 from api import confirm, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
 from core.settings import Settings
@@ -27,6 +27,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
     app[keys.STORE] = FileStore(settings.upload_dir)
+    app[keys.WRITER] = GroupWriter(app[keys.STORE])
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_converter)
     add_routes(app, settings)

@@ -7,13 +7,14 @@ from aiohttp import web
 
 from adapters.converter import ConverterPool
 from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore
+from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", aiomysql.Pool)
 REFERENCES = web.AppKey("references", ReferenceCache)
 STORE = web.AppKey("store", FileStore)
+WRITER = web.AppKey("writer", GroupWriter)  # uploads' durable writes, group-committed
 CONVERTER = web.AppKey("converter", ConverterPool)
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)

@@ -68,7 +68,7 @@ async def upload(request: web.Request) -> web.Response:
         category=fields.get("category"),
         reference_data=references,
         settings=settings,
-        store=request.app[keys.STORE],
+        writer=request.app[keys.WRITER],
         uow=MariaDbUnitOfWork(request.app[keys.POOL]),
         converter=request.app[keys.CONVERTER] if sync else None,
     )

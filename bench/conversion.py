@@ -28,7 +28,7 @@ from adapters.converter import prepare_process
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore
+from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings
 from tests import images, services
 from tests.e2e.client import ImageClient
@@ -67,7 +67,7 @@ async def pipeline(settings: Settings, photos: list[bytes], parallel: int | None
     pool = await mariadb.create_pool(settings.db_dsn, size=4)
     cache = ReferenceCache(pool)
     await cache.reload()
-    store = FileStore(settings.upload_dir)
+    writer = GroupWriter(FileStore(settings.upload_dir))
     began = datetime.now(UTC)
     ids = []
     for n, data in enumerate(photos):
@@ -77,7 +77,7 @@ async def pipeline(settings: Settings, photos: list[bytes], parallel: int | None
             category="POST",
             reference_data=cache.data,
             settings=settings,
-            store=store,
+            writer=writer,
             uow=MariaDbUnitOfWork(pool),
         )
         ids.append(img.image_id)

@@ -15,7 +15,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
 from adapters.retry import is_transient, until_available
-from adapters.storage import FileStore
+from adapters.storage import FileStore, GroupWriter
 from adapters.webp import ConversionFailed, convert_stored
 from core import services, uploads
 from core.errors import DomainError
@@ -54,6 +54,10 @@ class Resources:
     references: ReferenceCache
     store: FileStore
     converter: ConverterPool
+    writer: GroupWriter = field(init=False)  # the upload commands' durable writes
+
+    def __post_init__(self) -> None:
+        self.writer = GroupWriter(self.store)
 
 
 def _poison_id(topic: str, raw: bytes | None) -> str:
@@ -213,7 +217,7 @@ async def handle_upload_command(res: Resources, key: bytes | None, raw: bytes | 
             category=_str(payload.get("category")),
             reference_data=res.references.data,
             settings=res.settings,
-            store=res.store,
+            writer=res.writer,
             uow=MariaDbUnitOfWork(res.pool),
             image_ids=[image_id],
         )

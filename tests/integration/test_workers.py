@@ -44,7 +44,7 @@ async def upload(res: handlers.Resources, data: bytes, name: str = "a.jpg") -> t
         category="POST",
         reference_data=res.references.data,
         settings=res.settings,
-        store=res.store,
+        writer=res.writer,
         uow=MariaDbUnitOfWork(res.pool),
     )
     ((key, value),) = await fetch_all(

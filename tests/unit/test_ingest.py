@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters.ingest import IncomingFile, ingest
-from adapters.storage import FileStore
+from adapters.storage import FileStore, GroupWriter
 from core.references import DEFAULT_REFERENCE_DATA
 from core.settings import Settings
 from tests import images
@@ -35,7 +35,7 @@ async def upload(tmp_path: Path, uow: FakeUnitOfWork) -> list[Path]:
             category="PRODUCT",
             reference_data=DEFAULT_REFERENCE_DATA,
             settings=settings,
-            store=FileStore(tmp_path),
+            writer=GroupWriter(FileStore(tmp_path)),
             uow=uow,
         )
     return [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from adapters.storage import FileStore
+from adapters.storage import FileStore, GroupWriter
 
 
 @pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "", "a/./../b"])
@@ -18,3 +21,75 @@ def test_write_is_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert store.write("A/2025/01/20/x.webp", b"data") == 4
     assert store.read("A/2025/01/20/x.webp") == b"data"
     assert [p.name for p in (tmp_path / "A/2025/01/20").iterdir()] == ["x.webp"]
+
+
+class CountingStore(FileStore):
+    """A real store that counts its batches and can hold one on its thread."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.batches: list[list[str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def create_many(self, files: Sequence[tuple[str, bytes]]) -> list[BaseException | None]:
+        self.entered.set()
+        self.release.wait(10)
+        self.batches.append([key for key, _ in files])
+        return super().create_many(files)
+
+
+async def test_writes_that_arrive_together_share_a_batch(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    writer = GroupWriter(store)
+    store.release.clear()  # hold the first batch so that the others queue up behind it
+    created: list[str] = []
+    first = asyncio.create_task(writer.create([("A/0.jpg", b"0")], created))
+    assert await asyncio.to_thread(store.entered.wait, 10)
+    rest = [asyncio.create_task(writer.create([(f"A/{n}.jpg", b"%d" % n)], created)) for n in range(1, 10)]
+    await asyncio.sleep(0)
+    store.release.set()
+    await asyncio.gather(first, *rest)
+    assert store.batches == [["A/0.jpg"], [f"A/{n}.jpg" for n in range(1, 10)]]
+    assert sorted(created) == sorted(f"A/{n}.jpg" for n in range(10))
+    assert all(store.read(f"A/{n}.jpg") == b"%d" % n for n in range(10))
+
+
+async def test_a_file_that_fails_fails_only_its_caller(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_bytes(b"a file where a directory should be")
+    writer = GroupWriter(FileStore(tmp_path))
+    good: list[str] = []
+    bad: list[str] = []
+    results = await asyncio.gather(
+        writer.create([("ok/a.jpg", b"a")], good),
+        writer.create([("ok/b.jpg", b"b"), ("blocked/c.jpg", b"c")], bad),
+        return_exceptions=True,
+    )
+    assert results[0] is None and isinstance(results[1], OSError)
+    assert good == ["ok/a.jpg"]
+    assert bad == ["ok/b.jpg"]  # made, so the caller's clean-up can remove it
+    assert FileStore(tmp_path).read("ok/b.jpg") == b"b"
+
+
+async def test_a_cancelled_caller_still_learns_which_files_were_made(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    store.release.clear()
+    writer = GroupWriter(store)
+    created: list[str] = []
+    task = asyncio.create_task(writer.create([("A/x.jpg", b"x")], created))
+    assert await asyncio.to_thread(store.entered.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    assert not task.done()  # it waits for the file rather than leave it unaccounted for
+    store.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert created == ["A/x.jpg"] and store.exists("A/x.jpg")
+
+
+def test_create_many_rewrites_a_key_left_by_an_earlier_try(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    assert store.create_many([("A/x.jpg", b"torn")]) == [None]
+    assert store.create_many([("A/x.jpg", b"whole")]) == [None]
+    assert store.read("A/x.jpg") == b"whole"
