@@ -107,11 +107,38 @@ async def load(url: str, payload: bytes, concurrency: int, seconds: float) -> di
     return {"uploads_per_s": round(len(latencies) / elapsed, 1), "errors": errors, **summary_ms(latencies)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, payload: bytes, concurrency: int, seconds: float, pid: int) -> dict:
+    """One timed load run, with the server's CPU milliseconds per upload."""
+    run = wrk_load if shutil.which("wrk") else (lambda *a: asyncio.run(load(*a)))
+    run(url, payload, concurrency, 1.0)  # warm-up
+    cpu_before = cpu_seconds(pid)
+    result = run(url, payload, concurrency, seconds)
+    result["server_cpu_ms_per_upload"] = round((cpu_seconds(pid) - cpu_before) * 1000 / max(1, result["count"]), 3)
+    return result
+
+
+def median_row(runs: list[dict]) -> dict:
+    """The run with the median rate, with every run's rate listed beside it."""
+    ordered = sorted(runs, key=lambda r: r["uploads_per_s"])
+    return {**ordered[(len(ordered) - 1) // 2], "runs_uploads_per_s": [r["uploads_per_s"] for r in runs]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per case; the median is reported")
+    parser.add_argument("--sizes", default="1.5MiB,100KiB")
+    parser.add_argument("--concurrency", default="16,64")
     args = parser.parse_args()
-    sizes = {"1.5MiB": jpeg_of_size(int(1.5 * 1024 * 1024)), "100KiB": jpeg_of_size(100 * 1024)}
+    every_size = {"1.5MiB": int(1.5 * 1024 * 1024), "100KiB": 100 * 1024}
+    sizes = {name: jpeg_of_size(every_size[name]) for name in args.sizes.split(",")}
+    levels = [int(c) for c in args.concurrency.split(",")]
     rows = []
     with bench_environment("ingest") as settings:
         log_dir = Path(settings.upload_dir).parent / "ingest-logs"
@@ -124,26 +151,19 @@ def main() -> None:
         try:
             wait_port(api_port)
             wait_port(bare_port)
+            servers = (("bare aiohttp", bare_port, bare.pid), ("image-server", api_port, api.popen.pid))
             for size_name, jpeg in sizes.items():
                 payload = body(jpeg)
-                for concurrency in (16, 64):
-                    for name, port in (("bare aiohttp", bare_port), ("image-server", api_port)):
-                        url = f"http://127.0.0.1:{port}/api/images"
-                        if shutil.which("wrk"):
-                            wrk_load(url, payload, concurrency, 1.0)  # warm-up
-                            result = wrk_load(url, payload, concurrency, args.seconds)
-                        else:
-                            asyncio.run(load(url, payload, concurrency, 1.0))  # warm-up
-                            result = asyncio.run(load(url, payload, concurrency, args.seconds))
-                        row = {
-                            "server": name,
-                            "size": size_name,
-                            "bytes": len(jpeg),
-                            "concurrency": concurrency,
-                            **result,
-                        }
-                        rows.append(row)
-                        print(row, flush=True)
+                for concurrency in levels:
+                    runs: dict[str, list[dict]] = {name: [] for name, _, _ in servers}
+                    for _ in range(args.rounds):  # alternate, so drift in machine speed hits both
+                        for name, port, pid in servers:
+                            url = f"http://127.0.0.1:{port}/api/images"
+                            runs[name].append(measured(url, payload, concurrency, args.seconds, pid))
+                            print(name, size_name, concurrency, runs[name][-1], flush=True)
+                    for name, _, _ in servers:
+                        row = {"server": name, "size": size_name, "bytes": len(jpeg), "concurrency": concurrency}
+                        rows.append(row | median_row(runs[name]))
         finally:
             api.terminate()
             bare.terminate()
