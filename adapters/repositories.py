@@ -138,8 +138,49 @@ class Pipeline:
             return list(await cur.fetchall())
 
 
+class Recorder:
+    """A write-only transaction's statements, kept to be sent later by someone else (GroupCommit).
+
+    Repositories write to it as to a Pipeline; reading is refused, since nothing has been sent.
+    """
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, Sequence[Any]]] = []
+
+    def write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """Keep a write, in order."""
+        self.writes.append((sql, args))
+
+    def write_rows(self, sql: str, row_sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Keep each row as its own INSERT; a GroupCommit merges them again."""
+        for row in rows:
+            self.write(sql + row_sql, row)
+
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        raise TypeError("a grouped unit of work is write-only: it cannot read")
+
+
+def merge_inserts(writes: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[str, str, list[Sequence[Any]]]] | None:
+    """Merge single-row INSERTs into one multi-row INSERT per statement; None if any write is not one.
+
+    The result runs each distinct INSERT once, in the order each first appears, with its rows in
+    their original order. That reorders rows across tables, which is sound for batches like
+    several uploads' (images, storage, history, outbox each): every statement's rows depend only
+    on rows of statements that first appeared before it.
+    """
+    merged: dict[str, tuple[str, list[Sequence[Any]]]] = {}
+    for sql, args in writes:
+        head, values, row = sql.partition(" VALUES ")
+        if not values or not sql.startswith("INSERT INTO ") or not (row.startswith("(") and row.endswith(")")):
+            return None
+        if " ON DUPLICATE KEY " in row or "(" in row[1:]:
+            return None
+        merged.setdefault(head + values, (row, []))[1].append(args)
+    return [(head, row, rows) for head, (row, rows) in merged.items()]
+
+
 class _Repository:
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline | Recorder) -> None:
         self._tx = pipeline
 
 

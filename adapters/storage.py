@@ -149,11 +149,12 @@ class GroupWriter:
     loop must not. A lone file goes at once: nothing waits for company.
     """
 
-    def __init__(self, store: FileStore, *, max_batch: int = 64) -> None:
+    def __init__(self, store: FileStore, *, max_batch: int = 64, in_flight: int = 2) -> None:
         self.store = store
         self._max_batch = max_batch
+        self._in_flight = in_flight
         self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
 
     async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
         """Create these files durably; add each key created to `created`; raise the first failure.
@@ -164,8 +165,10 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         waits = [loop.create_future() for _ in files]
         self._queue.extend((key, data, done) for (key, data), done in zip(files, waits, strict=True))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain())
+        if len(self._drainers) < self._in_flight:
+            drainer = asyncio.create_task(self._drain())
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
         settled = asyncio.ensure_future(asyncio.wait(waits))
         try:
             await asyncio.shield(settled)
@@ -186,35 +189,34 @@ class GroupWriter:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-                on_disk = loop.run_in_executor(None, self.store.create_many, [(k, d) for k, d, _ in batch])
-                try:
-                    await asyncio.wait([on_disk])  # raises only if this task is cancelled
-                except asyncio.CancelledError:  # the loop is shutting down
-                    # Let the thread finish and report what it made, so that every caller's
-                    # clean-up knows its files; what is still queued is never written.
-                    await asyncio.wait([on_disk])
-                    _settle(batch, on_disk)
-                    for _, _, done in self._queue:
-                        done.cancel()
-                    self._queue = []
-                    raise
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            on_disk = loop.run_in_executor(None, self.store.create_many, [(k, d) for k, d, _ in batch])
+            try:
+                await asyncio.wait([on_disk])  # raises only if this task is cancelled
+            except asyncio.CancelledError:  # the loop is shutting down
+                # Let the thread finish and report what it made, so that every caller's
+                # clean-up knows its files; what is still queued is never written.
+                await asyncio.wait([on_disk])
                 _settle(batch, on_disk)
-        finally:
-            self._drainer = None
+                for _, _, done in self._queue:
+                    done.cancel()
+                self._queue = []
+                raise
+            _settle(batch, on_disk)
 
 
 def _settle(
     batch: list[tuple[str, bytes, asyncio.Future[None]]], on_disk: asyncio.Future[list[BaseException | None]]
 ) -> None:
     """Resolve each file's future from the thread's per-file outcome (or its own failure)."""
-    if on_disk.cancelled() or on_disk.exception() is not None:
-        # The hand-off itself failed: so did every file of the batch.
-        outcome: list[BaseException | None] = [on_disk.exception() or asyncio.CancelledError()] * len(batch)
-    else:
-        outcome = on_disk.result()
+    if on_disk.cancelled():
+        for _, _, done in batch:
+            done.cancel()
+        return
+    # If the hand-off itself failed, so did every file of the batch.
+    failed = on_disk.exception()
+    outcome: list[BaseException | None] = [failed] * len(batch) if failed is not None else on_disk.result()
     for (_, _, done), error in zip(batch, outcome, strict=True):
         if done.done():
             continue

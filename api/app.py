@@ -55,6 +55,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     # MariaDB may come up after us (make run, compose restarts): wait for it, logging each retry.
     pool = await until_available("mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size))
     app[keys.POOL] = pool
+    app[keys.GROUP_COMMIT] = mariadb.GroupCommit(pool)
     cache = ReferenceCache(pool)
     await until_available("mariadb", cache.reload)
     app[keys.REFERENCES] = cache

@@ -6,12 +6,14 @@ import aiomysql
 from aiohttp import web
 
 from adapters.converter import ConverterPool
+from adapters.mariadb import GroupCommit
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", aiomysql.Pool)
+GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)  # uploads' transactions, committed together
 REFERENCES = web.AppKey("references", ReferenceCache)
 STORE = web.AppKey("store", FileStore)
 WRITER = web.AppKey("writer", GroupWriter)  # uploads' durable writes, group-committed

@@ -15,7 +15,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from adapters.ingest import IncomingFile, ingest
-from adapters.mariadb import MariaDbUnitOfWork
+from adapters.mariadb import GroupedUnitOfWork
 from api import keys
 from api.errors import dumps
 from core import errors
@@ -69,7 +69,7 @@ async def upload(request: web.Request) -> web.Response:
         reference_data=references,
         settings=settings,
         writer=request.app[keys.WRITER],
-        uow=MariaDbUnitOfWork(request.app[keys.POOL]),
+        uow=GroupedUnitOfWork(request.app[keys.GROUP_COMMIT]),
         converter=request.app[keys.CONVERTER] if sync else None,
     )
     request[keys.LOG_FIELDS] = {"image_ids": [i.image_id for i in images], "sync": sync}

@@ -42,7 +42,7 @@ class CountingStore(FileStore):
 
 async def test_writes_that_arrive_together_share_a_batch(tmp_path: Path) -> None:
     store = CountingStore(tmp_path)
-    writer = GroupWriter(store)
+    writer = GroupWriter(store, in_flight=1)
     store.release.clear()  # hold the first batch so that the others queue up behind it
     created: list[str] = []
     first = asyncio.create_task(writer.create([("A/0.jpg", b"0")], created))
