@@ -149,9 +149,9 @@ class GroupWriter:
     loop must not. A lone file goes at once: nothing waits for company.
     """
 
-    def __init__(self, store: FileStore, *, max_batch: int = 64, in_flight: int = 2) -> None:
+    def __init__(self, store: FileStore, *, max_batch_bytes: int = 1024 * 1024, in_flight: int = 4) -> None:
         self.store = store
-        self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._in_flight = in_flight
         self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._drainers: set[asyncio.Task[None]] = set()
@@ -187,10 +187,27 @@ class GroupWriter:
         """Remove a file if it is there; return whether it was."""
         return await asyncio.to_thread(self.store.remove, key)
 
+    def _take_batch(self) -> list[tuple[str, bytes, asyncio.Future[None]]]:
+        """The queue's first files, up to max_batch_bytes (at least one file).
+
+        A batch's files are written and fsync'd one after the other, so large files go alone or
+        in small batches and several batches run at once: batching saves per-file overhead, which
+        only matters for small files.
+        """
+        size = 0
+        for n, (_, data, _) in enumerate(self._queue):
+            size += len(data)
+            if n and size > self._max_batch_bytes:
+                break
+        else:
+            n = len(self._queue)
+        batch, self._queue = self._queue[:n], self._queue[n:]
+        return batch
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue:
-            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            batch = self._take_batch()
             on_disk = loop.run_in_executor(None, self.store.create_many, [(k, d) for k, d, _ in batch])
             try:
                 await asyncio.wait([on_disk])  # raises only if this task is cancelled

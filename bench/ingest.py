@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-from harness import ROOT, bench_environment, start, summary_ms, wait_port, write_results
+from harness import ROOT, bench_environment, logs, start, summary_ms, wait_port, write_results
 
 sys.path.insert(0, str(ROOT))
 from tests import images, services
@@ -141,12 +142,10 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     rows = []
     with bench_environment("ingest") as settings:
-        log_dir = Path(settings.upload_dir).parent / "ingest-logs"
-        log_dir.mkdir(exist_ok=True)
         api_port, bare_port = services.free_port(), services.free_port()
-        api = start("api", ["api"], replace(settings, api_port=api_port, log_level="INFO"), log_dir)
         bare_dir = Path(settings.upload_dir) / "bare"
         bare_dir.mkdir()
+        api = start("api", ["api"], replace(settings, api_port=api_port, log_level="INFO"), logs("ingest"))
         bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_upload.py"), str(bare_port), str(bare_dir)])
         try:
             wait_port(api_port)
@@ -161,21 +160,20 @@ def main() -> None:
                             url = f"http://127.0.0.1:{port}/api/images"
                             runs[name].append(measured(url, payload, concurrency, args.seconds, pid))
                             print(name, size_name, concurrency, runs[name][-1], flush=True)
+                    # Each round's ratio compares the two servers in the same minutes.
+                    ratios = [
+                        round(s["uploads_per_s"] / b["uploads_per_s"], 2)
+                        for s, b in zip(runs["image-server"], runs["bare aiohttp"], strict=True)
+                    ]
                     for name, _, _ in servers:
                         row = {"server": name, "size": size_name, "bytes": len(jpeg), "concurrency": concurrency}
+                        if name == "image-server":
+                            row |= {"vs_bare": statistics.median(ratios), "runs_vs_bare": ratios}
                         rows.append(row | median_row(runs[name]))
         finally:
             api.terminate()
             bare.terminate()
             bare.wait()
-    for row in rows:
-        if row["server"] == "image-server":
-            base = next(
-                r
-                for r in rows
-                if r["server"] != "image-server" and r["size"] == row["size"] and r["concurrency"] == row["concurrency"]
-            )
-            row["vs_bare"] = round(row["uploads_per_s"] / base["uploads_per_s"], 2)
     write_results("ingest", {"load_generator": "wrk -t2" if shutil.which("wrk") else "aiohttp client", "rows": rows})
 
 

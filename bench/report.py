@@ -44,15 +44,35 @@ def main() -> None:
                 r["size"],
                 r["concurrency"],
                 r["uploads_per_s"],
+                " / ".join(str(v) for v in r.get("runs_uploads_per_s", [])),
                 r["p50_ms"],
                 r["p99_ms"],
+                r.get("server_cpu_ms_per_upload", ""),
                 r["errors"],
-                r.get("vs_bare", ""),
+                f"{r['vs_bare']} ({' / '.join(str(v) for v in r['runs_vs_bare'])})" if "runs_vs_bare" in r else "",
             ]
             for r in ingest["rows"]
         ]
         out += [
-            table(["server", "file", "concurrency", "uploads/s", "p50 ms", "p99 ms", "errors", "vs bare"], rows),
+            "Each case ran both servers in turn, several rounds; the table shows the median round by rate "
+            "(its latencies and CPU), every round's rate beside it; vs bare is the median of the rounds' ratios, "
+            "each taken in the same minutes. CPU is the server process's, all threads, per upload.",
+            "",
+            table(
+                [
+                    "server",
+                    "file",
+                    "concurrency",
+                    "uploads/s",
+                    "rounds (uploads/s)",
+                    "p50 ms",
+                    "p99 ms",
+                    "CPU ms/upload",
+                    "errors",
+                    "vs bare",
+                ],
+                rows,
+            ),
             "",
         ]
         c16 = [r for r in ingest["rows"] if r["server"] == "image-server" and r["concurrency"] == 16]
