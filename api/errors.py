@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -80,8 +81,17 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         response: web.StreamResponse
+        aborted: dict[str, bool] = {}
         try:
             response = await handler(request)
+        except asyncio.CancelledError:
+            # The client hung up under a server that cancels handlers, or the server is stopping.
+            _log_request(request, 499, started, cancelled=True)
+            raise
+        except ConnectionResetError:
+            # The client hung up before its request was complete: nobody to answer, nothing to fix.
+            aborted = {"aborted": True}
+            response = error_response(request, 400, "VALIDATION_ERROR", "the client closed the connection mid-request")
         except DomainError as exc:
             response = error_response(request, STATUS_OF_CODE.get(exc.code, 400), exc.code, exc.message)
         except web.HTTPException as exc:
@@ -93,14 +103,20 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
             log.exception("request_failed", method=request.method, path=request.path)
             response = error_response(request, 500, "INTERNAL_SERVER_ERROR", "Internal server error")
         response.headers["X-Request-Id"] = request_id
-        log.info(
-            "request_handled",
-            method=request.method,
-            path=request.path,
-            status=response.status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            **request.get(keys.LOG_FIELDS, {}),
-        )
+        _log_request(request, response.status, started, **aborted)
         return response
 
     return middleware
+
+
+def _log_request(request: web.Request, status: int, started: float, **extra: Any) -> None:
+    """The request's one canonical log line."""
+    log.info(
+        "request_handled",
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        **request.get(keys.LOG_FIELDS, {}),
+        **extra,
+    )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiomysql
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
+from api.app import create_app
 from core.settings import Settings
 from tests import images
 from tests.integration.conftest import ClientFactory, fetch_all
@@ -272,3 +276,52 @@ async def test_one_log_line_per_request_with_the_image_ids(client, pool) -> None
     line = lines[0]
     assert (line["method"], line["path"], line["status"], line["image_ids"]) == ("POST", "/api/images", 200, [up["id"]])
     assert line["duration_ms"] >= 0
+
+
+async def hang_up_mid_upload(host: str, port: int) -> None:
+    head = (
+        "POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {10 * 1024 * 1024}\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+    ).encode()
+    _, writer = await asyncio.open_connection(host, port)
+    writer.write(head + JPEG[:1000])
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def request_line(logs: list[dict[str, Any]]) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (lines := [e for e in logs if e["event"] == "request_handled"]):
+        assert asyncio.get_running_loop().time() < deadline, f"the request was never logged: {logs}"
+        await asyncio.sleep(0.01)
+    (line,) = lines
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+    return line
+
+
+async def test_a_client_that_hangs_up_mid_upload_is_logged_as_aborted_not_as_a_failure(settings, pool) -> None:  # type: ignore[no-untyped-def]
+    # Served as `python -m api` serves (run_app: handlers are not cancelled when a client leaves).
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        with capture_logs() as logs:
+            await hang_up_mid_upload("127.0.0.1", port)
+            line = await request_line(logs)
+    finally:
+        await runner.cleanup()
+    assert (line["status"], line["aborted"]) == (400, True)
+    assert await fetch_all(pool, "SELECT 1 FROM images") == []
+
+
+async def test_a_cancelled_request_still_gets_its_log_line(client, pool) -> None:  # type: ignore[no-untyped-def]
+    # The test server cancels a handler whose client left, as a stopping server does.
+    with capture_logs() as logs:
+        await hang_up_mid_upload(client.server.host, client.server.port)
+        line = await request_line(logs)
+    assert (line["status"], line["cancelled"]) == (499, True)
+    assert await fetch_all(pool, "SELECT 1 FROM images") == []
