@@ -29,6 +29,62 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def ingest_table(ingest: dict) -> list[str]:
+    """The ingest table and its verdicts."""
+    out: list[str] = []
+    rows = [
+        [
+            r["server"],
+            r["size"],
+            r["concurrency"],
+            r["uploads_per_s"],
+            " / ".join(str(v) for v in r.get("runs_uploads_per_s", [])),
+            r["p50_ms"],
+            r["p99_ms"],
+            r.get("server_cpu_ms_per_upload", ""),
+            r["errors"],
+            f"{r['vs_bare']} ({' / '.join(str(v) for v in r['runs_vs_bare'])})" if "runs_vs_bare" in r else "",
+        ]
+        for r in ingest["rows"]
+    ]
+    out += [
+        "Each case ran both servers in turn, several rounds; the table shows the median round by rate "
+        "(its latencies and CPU), every round's rate beside it; vs bare is the median of the rounds' ratios, "
+        "each taken in the same minutes. CPU is the server process's, all threads, per upload.",
+        "",
+        table(
+            [
+                "server",
+                "file",
+                "concurrency",
+                "uploads/s",
+                "rounds (uploads/s)",
+                "p50 ms",
+                "p99 ms",
+                "CPU ms/upload",
+                "errors",
+                "vs bare",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    c16 = [r for r in ingest["rows"] if r["server"] == "image-server" and r["concurrency"] == 16]
+    out += [
+        "Target >= 0.8x the bare handler: "
+        + "; ".join(
+            f"{r['size']} at {r['concurrency']}: {verdict(r['vs_bare'] >= 0.8)}"
+            for r in ingest["rows"]
+            if "vs_bare" in r
+        )
+        + ". Target p99 < 100 ms at concurrency 16: "
+        + "; ".join(f"{r['size']}: {verdict(r['p99_ms'] < 100)} ({r['p99_ms']} ms)" for r in c16)
+        + ".",
+        "",
+    ]
+    return out
+
+
 def main() -> None:
     out = [
         "# Benchmark results",
@@ -38,56 +94,16 @@ def main() -> None:
     ]
     if ingest := load("ingest"):
         out += heading("Ingest", "ingest.py", ingest, f"load from {ingest['load_generator']} on the same machine.")
-        rows = [
-            [
-                r["server"],
-                r["size"],
-                r["concurrency"],
-                r["uploads_per_s"],
-                " / ".join(str(v) for v in r.get("runs_uploads_per_s", [])),
-                r["p50_ms"],
-                r["p99_ms"],
-                r.get("server_cpu_ms_per_upload", ""),
-                r["errors"],
-                f"{r['vs_bare']} ({' / '.join(str(v) for v in r['runs_vs_bare'])})" if "runs_vs_bare" in r else "",
-            ]
-            for r in ingest["rows"]
-        ]
-        out += [
-            "Each case ran both servers in turn, several rounds; the table shows the median round by rate "
-            "(its latencies and CPU), every round's rate beside it; vs bare is the median of the rounds' ratios, "
-            "each taken in the same minutes. CPU is the server process's, all threads, per upload.",
-            "",
-            table(
-                [
-                    "server",
-                    "file",
-                    "concurrency",
-                    "uploads/s",
-                    "rounds (uploads/s)",
-                    "p50 ms",
-                    "p99 ms",
-                    "CPU ms/upload",
-                    "errors",
-                    "vs bare",
-                ],
-                rows,
-            ),
-            "",
-        ]
-        c16 = [r for r in ingest["rows"] if r["server"] == "image-server" and r["concurrency"] == 16]
-        out += [
-            "Target >= 0.8x the bare handler: "
-            + "; ".join(
-                f"{r['size']} at {r['concurrency']}: {verdict(r['vs_bare'] >= 0.8)}"
-                for r in ingest["rows"]
-                if "vs_bare" in r
-            )
-            + ". Target p99 < 100 ms at concurrency 16: "
-            + "; ".join(f"{r['size']}: {verdict(r['p99_ms'] < 100)} ({r['p99_ms']} ms)" for r in c16)
-            + ".",
-            "",
-        ]
+        out += ingest_table(ingest)
+    if device := load("ingest-device"):
+        out += heading(
+            "Ingest on a 16-core machine",
+            "device/ingest.py",
+            device,
+            f"{device['machine'].get('host', '')}; MariaDB, {device['load_generator']}, the api and the bare "
+            "handler on one host with cores to spare.",
+        )
+        out += ingest_table(device)
     if relay := load("relay"):
         out += heading("Outbox relay", "relay.py", relay, f"one row per transaction; settings {relay['settings']}.")
         rows = [
