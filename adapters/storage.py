@@ -41,21 +41,9 @@ class FileStore:
     def write(self, key: str, data: bytes | memoryview) -> int:
         """Write a whole file durably and atomically; return its size."""
         target = self.path(key)
-        if target.parent not in self._made_dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(target.parent)
+        self._make_parent(target)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
+        _write_fsynced(tmp, data, os.O_EXCL)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
         return len(data)
@@ -74,7 +62,8 @@ class FileStore:
         for n, (key, data) in enumerate(files):
             try:
                 target = self.path(key)
-                self._create(target, data)
+                self._make_parent(target)
+                _write_fsynced(target, data, os.O_TRUNC)
             except Exception as exc:  # handed back to that file's caller
                 outcome.append(exc)
                 continue
@@ -89,21 +78,10 @@ class FileStore:
                     self.remove(files[n][0])
         return outcome
 
-    def _create(self, target: Path, data: bytes) -> None:
+    def _make_parent(self, target: Path) -> None:
         if target.parent not in self._made_dirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(target.parent)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            target.unlink(missing_ok=True)
-            raise
-        os.close(fd)
 
     def read(self, key: str) -> bytes:
         """Return a file's bytes."""
@@ -169,13 +147,12 @@ class GroupWriter:
             drainer = asyncio.create_task(self._drain())
             self._drainers.add(drainer)
             drainer.add_done_callback(self._drainers.discard)
-        settled = asyncio.ensure_future(asyncio.wait(waits))
         try:
-            await asyncio.shield(settled)
+            await asyncio.wait(waits)  # waits without cancelling them, even when cancelled itself
         finally:
-            if not settled.done():  # cancelled: the files are being written anyway
+            if not all(done.done() for done in waits):  # cancelled: the files are being written anyway
                 with contextlib.suppress(BaseException):
-                    await settled
+                    await asyncio.wait(waits)
             created.extend(key for (key, _), done in zip(files, waits, strict=True) if _succeeded(done))
         for done in waits:
             if done.cancelled():  # only when the loop shuts down under the drainer
@@ -245,6 +222,21 @@ def _settle(
 
 def _succeeded(done: asyncio.Future[None]) -> bool:
     return done.done() and not done.cancelled() and done.exception() is None
+
+
+def _write_fsynced(path: Path, data: bytes | memoryview, mode: int) -> None:
+    """Write `data` as the whole file at `path` (O_EXCL or O_TRUNC) and fsync it; remove it on failure."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:
