@@ -19,14 +19,8 @@ import pymysql
 from pymysql.constants import CLIENT
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from adapters.repositories import (
-    MariaDbImages,
-    MariaDbOutbox,
-    MariaDbProcessedEvents,
-    Pipeline,
-    Recorder,
-    merge_inserts,
-)
+from adapters.pipeline import Pipeline
+from adapters.repositories import repositories
 from core.settings import DbDsn
 
 T = TypeVar("T")
@@ -80,7 +74,7 @@ async def create_pool(dsn: DbDsn, *, size: int) -> aiomysql.Pool:
     """Open a pool; connections are autocommit until a unit of work BEGINs.
 
     The pool's connections accept several statements per query: a unit of work sends its writes
-    and its COMMIT in one round trip (repositories.Pipeline). Every value still goes through the
+    and its COMMIT in one round trip (pipeline.Pipeline). Every value still goes through the
     driver's escaping; no SQL is ever built from input.
     """
     return await aiomysql.create_pool(
@@ -152,7 +146,7 @@ class MariaDbUnitOfWork:
     """`async with uow:` takes a connection and opens a transaction; it rolls back unless commit() was called.
 
     The BEGIN and every write travel with the transaction's next read or with its COMMIT
-    (repositories.Pipeline), so a write-only transaction is one round trip.
+    (pipeline.Pipeline), so a write-only transaction is one round trip.
     """
 
     def __init__(self, pool: aiomysql.Pool) -> None:
@@ -166,9 +160,7 @@ class MariaDbUnitOfWork:
         self._conn = await self._pool.acquire()
         self._committed = self.commit_in_doubt = False
         self._pipeline = Pipeline(self._conn)
-        self.images = MariaDbImages(self._pipeline)
-        self.outbox = MariaDbOutbox(self._pipeline)
-        self.processed = MariaDbProcessedEvents(self._pipeline)
+        self.images, self.outbox, self.processed = repositories(self._pipeline)
         return self
 
     async def __aexit__(
@@ -203,125 +195,3 @@ class MariaDbUnitOfWork:
         """The open transaction's statements (for a GroupCommit sending other units' writes)."""
         assert self._pipeline is not None, "pipeline outside `async with`"
         return self._pipeline
-
-
-class GroupCommit:
-    """Commits the write-only transactions that arrive together as one transaction.
-
-    Each upload's transaction is a handful of INSERTs; committing each alone costs a round trip,
-    a COMMIT and, in aiomysql's pure-Python protocol, the parsing of one answer per statement,
-    all on the event loop. The units of work that ask to commit while one group is in flight go
-    together in the next: their INSERTs merged into one multi-row INSERT per table, sent with
-    BEGIN and COMMIT in one round trip. A lone unit goes at once: nothing waits for company.
-
-    If MariaDB refuses a group, each of its units is tried again alone, so one bad unit fails
-    only itself. If the group's outcome is unknown (the connection broke after COMMIT was sent),
-    every unit of it is in doubt.
-    """
-
-    def __init__(self, pool: aiomysql.Pool, *, max_units: int = 64, in_flight: int = 2) -> None:
-        self._pool = pool
-        self._max_units = max_units
-        self._in_flight = in_flight
-        self._queue: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]] = []
-        self._drainers: set[asyncio.Task[None]] = set()
-
-    async def commit(self, writes: list[tuple[str, Any]]) -> None:
-        """Commit these writes with whatever else is waiting; raise what committing them raised."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((writes, done))
-        if len(self._drainers) < self._in_flight:
-            drainer = asyncio.create_task(self._drain())
-            self._drainers.add(drainer)
-            drainer.add_done_callback(self._drainers.discard)
-        await done
-
-    async def _drain(self) -> None:
-        while self._queue:
-            group, self._queue = self._queue[: self._max_units], self._queue[self._max_units :]
-            try:
-                await self._commit_group(group)
-            except BaseException:  # the loop is shutting down: what was not sent never will be
-                for _, done in group + self._queue:
-                    done.cancel()
-                self._queue = []
-                raise
-
-    async def _commit_group(self, group: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]]) -> None:
-        live = [(writes, done) for writes, done in group if not done.cancelled()]
-        if not live:
-            return
-        everything = [w for writes, _ in live for w in writes]
-        try:
-            await self._send(everything, merge=True)
-        except Exception as exc:
-            if len(live) == 1 or not is_server_error(exc):
-                _fail(live, exc)  # a lone unit's own error, or every unit in doubt
-                return
-            for writes, done in live:  # one unit was refused: find which, by trying each alone
-                try:
-                    await self._send(writes, merge=False)
-                except Exception as alone:
-                    _fail([(writes, done)], alone)
-                else:
-                    _succeed([(writes, done)])
-            return
-        _succeed(live)
-
-    async def _send(self, writes: list[tuple[str, Any]], *, merge: bool) -> None:
-        uow = MariaDbUnitOfWork(self._pool)
-        async with uow:
-            merged = merge_inserts(writes) if merge else None
-            if merged is None:
-                for sql, args in writes:
-                    uow.pipeline.write(sql, args)
-            else:
-                for head, row, rows in merged:
-                    uow.pipeline.write_rows(head, row, rows)
-            await uow.commit()
-
-
-def _succeed(units: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]]) -> None:
-    for _, done in units:
-        if not done.done():
-            done.set_result(None)
-
-
-def _fail(units: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]], exc: BaseException) -> None:
-    for _, done in units:
-        if not done.done():
-            done.set_exception(exc)
-
-
-class GroupedUnitOfWork:
-    """A write-only unit of work whose commit goes through a GroupCommit (uploads).
-
-    Nothing is sent before commit(); leaving without committing sends nothing, so there is
-    nothing to roll back. Reading raises TypeError.
-    """
-
-    def __init__(self, group: GroupCommit) -> None:
-        self._group = group
-        self._recorder = Recorder()
-        self.commit_in_doubt = False
-
-    async def __aenter__(self) -> Self:
-        self._recorder = Recorder()
-        self.commit_in_doubt = False
-        self.images = MariaDbImages(self._recorder)
-        self.outbox = MariaDbOutbox(self._recorder)
-        self.processed = MariaDbProcessedEvents(self._recorder)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._recorder = Recorder()
-
-    async def commit(self) -> None:
-        """Commit everything written through this unit of work, grouped with others."""
-        try:
-            await self._group.commit(self._recorder.writes)
-        except BaseException as exc:
-            self.commit_in_doubt = not is_server_error(exc)
-            raise

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from adapters import mariadb
 from adapters.converter import ConverterPool
+from adapters.group_commit import GroupCommit
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
 from adapters.storage import FileStore, GroupWriter
@@ -55,7 +56,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     # MariaDB may come up after us (make run, compose restarts): wait for it, logging each retry.
     pool = await until_available("mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size))
     app[keys.POOL] = pool
-    app[keys.GROUP_COMMIT] = mariadb.GroupCommit(pool)
+    app[keys.GROUP_COMMIT] = GroupCommit(pool)
     cache = ReferenceCache(pool)
     await until_available("mariadb", cache.reload)
     app[keys.REFERENCES] = cache

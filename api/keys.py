@@ -6,7 +6,7 @@ import aiomysql
 from aiohttp import web
 
 from adapters.converter import ConverterPool
-from adapters.mariadb import GroupCommit
+from adapters.group_commit import GroupCommit
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings

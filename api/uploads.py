@@ -14,8 +14,8 @@ from aiohttp import hdrs, web
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from adapters.group_commit import GroupedUnitOfWork
 from adapters.ingest import IncomingFile, ingest
-from adapters.mariadb import GroupedUnitOfWork
 from api import keys
 from api.errors import dumps
 from core import errors

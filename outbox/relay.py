@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaProducer
 
 from adapters import kafka as kafka_adapter
 from adapters import mariadb
-from adapters.repositories import Pipeline
+from adapters.pipeline import Pipeline
 from core.settings import Settings
 from outbox import housekeeping as metrics
 from outbox.housekeeping import delete_published, outbox_lag

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from adapters.repositories import INSERT_HISTORY, INSERT_IMAGE, LOCK_REFERENCE, UPDATE_IMAGE, merge_inserts
+from adapters.pipeline import merge_inserts
+from adapters.repositories import INSERT_HISTORY, INSERT_IMAGE, LOCK_REFERENCE, UPDATE_IMAGE
 
 
 def test_rows_of_the_same_insert_merge_in_order_of_first_appearance() -> None:
