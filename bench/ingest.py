@@ -130,6 +130,35 @@ def median_row(runs: list[dict]) -> dict:
     return {**ordered[(len(ordered) - 1) // 2], "runs_uploads_per_s": [r["uploads_per_s"] for r in runs]}
 
 
+SIZES = {"1.5MiB": int(1.5 * 1024 * 1024), "100KiB": 100 * 1024}
+Server = tuple[str, int, int]  # name, port, pid
+
+
+def paired_rounds(
+    servers: tuple[Server, Server], size_name: str, jpeg: bytes, concurrency: int, rounds: int, seconds: float
+) -> list[dict]:
+    """Run the bare handler and the service in turn, `rounds` times; one row per server.
+
+    Each round's ratio compares the two servers in the same minutes, so drift in the machine's
+    speed hits both; the service's row carries the median ratio and every round's.
+    """
+    payload = body(jpeg)
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in servers}
+    for _ in range(rounds):
+        for name, port, pid in servers:
+            runs[name].append(measured(f"http://127.0.0.1:{port}/api/images", payload, concurrency, seconds, pid))
+            print(name, size_name, concurrency, runs[name][-1], flush=True)
+    (bare, _, _), (service, _, _) = servers
+    ratios = [round(s["uploads_per_s"] / b["uploads_per_s"], 2) for s, b in zip(runs[service], runs[bare], strict=True)]
+    rows = []
+    for name, _, _ in servers:
+        row = {"server": name, "size": size_name, "bytes": len(jpeg), "concurrency": concurrency}
+        if name == service:
+            row |= {"vs_bare": statistics.median(ratios), "runs_vs_bare": ratios}
+        rows.append(row | median_row(runs[name]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -137,8 +166,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1.5MiB,100KiB")
     parser.add_argument("--concurrency", default="16,64")
     args = parser.parse_args()
-    every_size = {"1.5MiB": int(1.5 * 1024 * 1024), "100KiB": 100 * 1024}
-    sizes = {name: jpeg_of_size(every_size[name]) for name in args.sizes.split(",")}
+    sizes = {name: jpeg_of_size(SIZES[name]) for name in args.sizes.split(",")}
     levels = [int(c) for c in args.concurrency.split(",")]
     rows = []
     with bench_environment("ingest") as settings:
@@ -150,26 +178,13 @@ def main() -> None:
         try:
             wait_port(api_port)
             wait_port(bare_port)
-            servers = (("bare aiohttp", bare_port, bare.pid), ("image-server", api_port, api.popen.pid))
+            servers: tuple[Server, Server] = (
+                ("bare aiohttp", bare_port, bare.pid),
+                ("image-server", api_port, api.popen.pid),
+            )
             for size_name, jpeg in sizes.items():
-                payload = body(jpeg)
                 for concurrency in levels:
-                    runs: dict[str, list[dict]] = {name: [] for name, _, _ in servers}
-                    for _ in range(args.rounds):  # alternate, so drift in machine speed hits both
-                        for name, port, pid in servers:
-                            url = f"http://127.0.0.1:{port}/api/images"
-                            runs[name].append(measured(url, payload, concurrency, args.seconds, pid))
-                            print(name, size_name, concurrency, runs[name][-1], flush=True)
-                    # Each round's ratio compares the two servers in the same minutes.
-                    ratios = [
-                        round(s["uploads_per_s"] / b["uploads_per_s"], 2)
-                        for s, b in zip(runs["image-server"], runs["bare aiohttp"], strict=True)
-                    ]
-                    for name, _, _ in servers:
-                        row = {"server": name, "size": size_name, "bytes": len(jpeg), "concurrency": concurrency}
-                        if name == "image-server":
-                            row |= {"vs_bare": statistics.median(ratios), "runs_vs_bare": ratios}
-                        rows.append(row | median_row(runs[name]))
+                    rows += paired_rounds(servers, size_name, jpeg, concurrency, args.rounds, args.seconds)
         finally:
             api.terminate()
             bare.terminate()

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import body, jpeg_of_size, measured, median_row  # noqa: E402
+from ingest import SIZES, jpeg_of_size, paired_rounds  # noqa: E402
 
 from adapters import mariadb  # noqa: E402
 from core.settings import Settings, parse_dsn  # noqa: E402
@@ -85,25 +84,8 @@ def main() -> None:
         services.wait_until(lambda: services.port_answers(bare_port), timeout_s=60, what="bare")
         servers = (("bare aiohttp", bare_port, bare.pid), ("image-server", api_port, api.popen.pid))
         for size_name, concurrency in cases:
-            jpeg = jpeg_of_size({"1.5MiB": int(1.5 * 1024 * 1024), "100KiB": 100 * 1024}[size_name])
-            payload = body(jpeg)
-            runs: dict[str, list[dict]] = {name: [] for name, _, _ in servers}
-            for _ in range(rounds):
-                for name, port, pid in servers:
-                    runs[name].append(
-                        measured(f"http://127.0.0.1:{port}/api/images", payload, concurrency, seconds, pid)
-                    )
-                    print(name, size_name, concurrency, runs[name][-1], flush=True)
-            ratios = [
-                round(s["uploads_per_s"] / b["uploads_per_s"], 2)
-                for s, b in zip(runs["image-server"], runs["bare aiohttp"], strict=True)
-            ]
-            for name, _, _ in servers:
-                row = {"server": name, "size": size_name, "concurrency": concurrency}
-                if name == "image-server":
-                    row |= {"vs_bare": statistics.median(ratios), "runs_vs_bare": ratios}
-                rows.append(row | median_row(runs[name]))
-                print(rows[-1], flush=True)
+            rows += paired_rounds(servers, size_name, jpeg_of_size(SIZES[size_name]), concurrency, rounds, seconds)
+            print(rows[-2:], flush=True)
     finally:
         api.terminate()
         bare.terminate()
