@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
+from adapters import durable
+
 TMP_SUFFIX = ".part"
 
 
@@ -43,9 +45,9 @@ class FileStore:
         target = self.path(key)
         self._make_parent(target)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
-        _write_fsynced(tmp, data, os.O_EXCL)
+        durable.write_fsynced(tmp, data, os.O_EXCL)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        durable.fsync_dir(target.parent)
         return len(data)
 
     def create_many(self, files: Sequence[tuple[str, bytes]]) -> list[BaseException | None]:
@@ -54,24 +56,32 @@ class FileStore:
         For keys nothing reads until a later commit makes them known (uploads): each file is
         written at its key and fsync'd, with no temporary name and rename, since a torn file left
         by a crash has no row and the orphan sweep removes it. (An upload command delivered again
-        after an uncommitted try rewrites its own key.) A file that failed is removed; a failed
+        after an uncommitted try rewrites its own key.) Every file is written and its write-back
+        started before the first fsync (`durable`). A file that failed is removed; a failed
         directory fsync fails every file of that directory.
         """
-        outcome: list[BaseException | None] = []
+        outcome: list[BaseException | None] = [None] * len(files)
         directories: dict[Path, list[int]] = {}
-        for n, (key, data) in enumerate(files):
-            try:
-                target = self.path(key)
-                self._make_parent(target)
-                _write_fsynced(target, data, os.O_TRUNC)
-            except Exception as exc:  # handed back to that file's caller
-                outcome.append(exc)
-                continue
-            outcome.append(None)
-            directories.setdefault(target.parent, []).append(n)
+        started: list[tuple[int, Path, int]] = []
+        try:
+            for n, (key, data) in enumerate(files):
+                try:
+                    target = self.path(key)
+                    self._make_parent(target)
+                    started.append((n, target, durable.write_started(target, data, os.O_TRUNC)))
+                except Exception as exc:  # handed back to that file's caller
+                    outcome[n] = exc
+        finally:
+            for n, target, fd in started:  # fsync'd (or closed) even if the first pass broke off
+                try:
+                    durable.finish(target, fd)
+                except Exception as exc:
+                    outcome[n] = exc
+                    continue
+                directories.setdefault(target.parent, []).append(n)
         for directory, members in directories.items():
             try:
-                _fsync_dir(directory)
+                durable.fsync_dir(directory)
             except OSError as exc:
                 for n in members:
                     outcome[n] = exc
@@ -127,9 +137,12 @@ class GroupWriter:
     loop must not. A lone file goes at once: nothing waits for company.
     """
 
-    def __init__(self, store: FileStore, *, max_batch_bytes: int = 1024 * 1024, in_flight: int = 4) -> None:
+    def __init__(
+        self, store: FileStore, *, max_batch_bytes: int = 1024 * 1024, max_batch_files: int = 64, in_flight: int = 4
+    ) -> None:
         self.store = store
         self._max_batch_bytes = max_batch_bytes
+        self._max_batch_files = max_batch_files  # each is an open descriptor until its fsync
         self._in_flight = in_flight
         self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._drainers: set[asyncio.Task[None]] = set()
@@ -165,16 +178,16 @@ class GroupWriter:
         return await asyncio.to_thread(self.store.remove, key)
 
     def _take_batch(self) -> list[tuple[str, bytes, asyncio.Future[None]]]:
-        """The queue's first files, up to max_batch_bytes (at least one file).
+        """The queue's first files, up to max_batch_bytes and max_batch_files (at least one file).
 
-        A batch's files are written and fsync'd one after the other, so large files go alone or
-        in small batches and several batches run at once: batching saves per-file overhead, which
-        only matters for small files.
+        A batch's files are written one after the other, so large files go alone or in small
+        batches and several batches run at once: batching saves per-file overhead, which only
+        matters for small files.
         """
         size = 0
         for n, (_, data, _) in enumerate(self._queue):
             size += len(data)
-            if n and size > self._max_batch_bytes:
+            if n and (size > self._max_batch_bytes or n == self._max_batch_files):
                 break
         else:
             n = len(self._queue)
@@ -222,26 +235,3 @@ def _settle(
 
 def _succeeded(done: asyncio.Future[None]) -> bool:
     return done.done() and not done.cancelled() and done.exception() is None
-
-
-def _write_fsynced(path: Path, data: bytes | memoryview, mode: int) -> None:
-    """Write `data` as the whole file at `path` (O_EXCL or O_TRUNC) and fsync it; remove it on failure."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -93,3 +93,25 @@ def test_create_many_rewrites_a_key_left_by_an_earlier_try(tmp_path: Path) -> No
     assert store.create_many([("A/x.jpg", b"torn")]) == [None]
     assert store.create_many([("A/x.jpg", b"whole")]) == [None]
     assert store.read("A/x.jpg") == b"whole"
+
+
+async def test_a_batch_holds_at_most_max_batch_files(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    writer = GroupWriter(store, max_batch_files=4, in_flight=1)
+    store.release.clear()
+    created: list[str] = []
+    first = asyncio.create_task(writer.create([("A/0.jpg", b"0")], created))
+    assert await asyncio.to_thread(store.entered.wait, 10)
+    rest = writer.create([(f"A/{n}.jpg", b"%d" % n) for n in range(1, 10)], created)
+    store.release.set()
+    await asyncio.gather(first, rest)
+    assert [len(batch) for batch in store.batches] == [1, 4, 4, 1]
+    assert all(store.read(f"A/{n}.jpg") == b"%d" % n for n in range(10))
+
+
+def test_every_file_of_a_batch_is_whole_when_one_in_the_middle_fails(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_bytes(b"a file where a directory should be")
+    store = FileStore(tmp_path)
+    outcome = store.create_many([("A/a.jpg", b"a" * 70_000), ("blocked/b.jpg", b"b"), ("A/c.jpg", b"c" * 70_000)])
+    assert outcome[0] is None and isinstance(outcome[1], OSError) and outcome[2] is None
+    assert store.read("A/a.jpg") == b"a" * 70_000 and store.read("A/c.jpg") == b"c" * 70_000
