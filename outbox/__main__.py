@@ -43,7 +43,7 @@ async def serve(settings: Settings) -> None:
         log.info("stopped")
 
 
-def _stopper(relay: Relay, log: structlog.stdlib.BoundLogger) -> object:
+def _stopper(relay: Relay, log: structlog.typing.FilteringBoundLogger) -> object:
     def stop() -> None:
         log.info("stopping")
         relay.stop()

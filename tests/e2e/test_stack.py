@@ -56,7 +56,7 @@ async def test_two_workers_share_the_topic(api: ImageClient, stack: Stack) -> No
     workers_that_converted = {
         name
         for name, p in stack.processes.items()
-        if name.startswith("workers") and any(f'"image_id": "{u["id"]}"' in p.log() for u in uploaded)
+        if name.startswith("workers") and {e.get("image_id") for e in p.log_events()} & {u["id"] for u in uploaded}
     }
     assert workers_that_converted == {"workers-1", "workers-2"}
 
