@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from adapters import durable
@@ -130,17 +130,27 @@ class GroupWriter:
     """Durable creation of new files from async code, with group commit.
 
     The files asked for while one batch is being made durable go together in the next: one call
-    on a worker thread writes and fsyncs them all, then fsyncs each of their directories once. Per
-    file that is one thread hand-off less, one directory fsync less and no rename, which was most
-    of an upload's durable-write cost (bench/NOTES.md). Nothing touches the disk on the event loop:
+    (on a worker thread, or in the api's helper process) writes and fsyncs them all, then fsyncs
+    each of their directories once. Per file that is one hand-off less, one directory fsync less
+    and no rename, which was most of an upload's durable-write cost (bench/NOTES.md). Nothing
+    touches the disk on the event loop:
     with fsyncs in flight even a page-cache write can wait on the file system's journal, and the
     loop must not. A lone file goes at once: nothing waits for company.
     """
 
     def __init__(
-        self, store: FileStore, *, max_batch_bytes: int = 1024 * 1024, max_batch_files: int = 64, in_flight: int = 4
+        self,
+        store: FileStore,
+        *,
+        backend: Callable[[list[tuple[str, bytes]]], Awaitable[list[BaseException | None]]] | None = None,
+        max_batch_bytes: int = 1024 * 1024,
+        max_batch_files: int = 64,
+        in_flight: int = 4,
     ) -> None:
+        """`backend` makes a batch's files (FileStore.create_many's contract, awaited); by default
+        `store.create_many` on a worker thread. The api gives its helper process's (file_writer)."""
         self.store = store
+        self._backend = backend
         self._max_batch_bytes = max_batch_bytes
         self._max_batch_files = max_batch_files  # each is an open descriptor until its fsync
         self._in_flight = in_flight
@@ -198,11 +208,16 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         while self._queue:
             batch = self._take_batch()
-            on_disk = loop.run_in_executor(None, self.store.create_many, [(k, d) for k, d, _ in batch])
+            files = [(k, d) for k, d, _ in batch]
+            on_disk: asyncio.Future[list[BaseException | None]] = (
+                loop.run_in_executor(None, self.store.create_many, files)
+                if self._backend is None
+                else asyncio.ensure_future(self._backend(files))
+            )
             try:
                 await asyncio.wait([on_disk])  # raises only if this task is cancelled
             except asyncio.CancelledError:  # the loop is shutting down
-                # Let the thread finish and report what it made, so that every caller's
+                # Let the batch finish and report what it made, so that every caller's
                 # clean-up knows its files; what is still queued is never written.
                 await asyncio.wait([on_disk])
                 _settle(batch, on_disk)

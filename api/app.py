@@ -11,6 +11,7 @@ from aiohttp import web
 
 from adapters import mariadb
 from adapters.converter import ConverterPool
+from adapters.file_writer import FileWriterProcess
 from adapters.group_commit import GroupCommit
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
@@ -28,9 +29,12 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
     app[keys.STORE] = FileStore(settings.upload_dir)
-    app[keys.WRITER] = GroupWriter(app[keys.STORE])
+    # Uploads' files are written by a helper process, not threads of this one (file_writer.py).
+    app[keys.FILE_WRITER] = FileWriterProcess(settings.upload_dir)
+    app[keys.WRITER] = GroupWriter(app[keys.STORE], backend=app[keys.FILE_WRITER].create_many)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_converter)
+    app.cleanup_ctx.append(_file_writer)
     add_routes(app, settings)
     return app
 
@@ -67,6 +71,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     pool.close()
     await pool.wait_closed()
     log.info("database_pool_closed")
+
+
+async def _file_writer(app: web.Application) -> AsyncIterator[None]:
+    """The helper process of uploads' durable writes: started with the app, closed after the last request."""
+    writer = app[keys.FILE_WRITER]
+    await writer.start()
+    yield
+    await writer.close()
 
 
 async def _converter(app: web.Application) -> AsyncIterator[None]:

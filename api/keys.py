@@ -6,6 +6,7 @@ import aiomysql
 from aiohttp import web
 
 from adapters.converter import ConverterPool
+from adapters.file_writer import FileWriterProcess
 from adapters.group_commit import GroupCommit
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore, GroupWriter
@@ -17,6 +18,7 @@ GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)  # uploads' transactions,
 REFERENCES = web.AppKey("references", ReferenceCache)
 STORE = web.AppKey("store", FileStore)
 WRITER = web.AppKey("writer", GroupWriter)  # uploads' durable writes, group-committed
+FILE_WRITER = web.AppKey("file_writer", FileWriterProcess)  # the process WRITER's batches go to
 CONVERTER = web.AppKey("converter", ConverterPool)
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)

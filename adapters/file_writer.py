@@ -1,0 +1,245 @@
+"""Durable file creation in a helper process: the api's event loop never shares its GIL with disk waits.
+
+A batch of uploads' files used to be written and fsync'd on a thread of the api process. Every
+one of that thread's system calls (open, write, sync_file_range, fsync, close, per file) gives
+the GIL up and has to take it back from a busy event loop: 16 context switches per upload, a
+fifth of the process's CPU in futex calls, and a 100 KiB file's write waiting ~0.7 ms for the
+GIL (bench/NOTES.md). Here the api hands each batch over a pipe to a helper process, which runs
+the same `FileStore.create_many` on its own threads and answers with each file's outcome; the
+loop's share is two pipe writes and one read per batch.
+
+Frames, both ways: a 4-byte little-endian length, then that many bytes of JSON. A request's JSON
+(`id`, `keys`, `sizes`) is followed by the files' bytes, in order. A reply is JSON only: `id`
+and one error (or null) per file. The helper's first frame says it is ready.
+
+The helper ignores SIGINT and SIGTERM (a terminal's Ctrl-C reaches the whole process group): it
+stops when its stdin closes, after answering every batch it has read; that is when the api
+closes it, or dies. If it dies first, every batch it had not answered fails with EIO (whether
+their files were made is unknown; a file without a row is the orphan sweep's) and the next
+batch starts a new helper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import itertools
+import signal
+import struct
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+import structlog
+
+from adapters.storage import FileStore
+
+log = structlog.get_logger(__name__)
+
+_LENGTH = struct.Struct("<I")
+READY_TIMEOUT_S = 30
+PIPE_BYTES = 1024 * 1024
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's fcntl command; named in Python 3.10+
+Outcome = list[BaseException | None]
+
+
+class FileWriterProcess:
+    """The api's handle on its helper process; `create_many` is FileStore.create_many's, awaited."""
+
+    def __init__(self, root: str | Path, *, threads: int = 4) -> None:
+        self._root = str(root)
+        self._threads = threads
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[Outcome]] = {}
+        self._ids = itertools.count()
+        self._starting = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The helper's pid while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    async def start(self) -> None:
+        """Start the helper if it is not running (at startup, and again after it died)."""
+        async with self._starting:
+            if self._proc is not None:
+                return
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "adapters.file_writer",
+                self._root,
+                str(self._threads),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            try:  # it says it is ready once it ignores signals: none can kill it half-started
+                ready = await asyncio.wait_for(_read_frame(proc), READY_TIMEOUT_S)
+            except (TimeoutError, asyncio.IncompleteReadError) as exc:
+                proc.kill()
+                raise _died(f"the file writer process did not start (code {await proc.wait()})") from exc
+            if ready.get("ready") is not True:
+                proc.kill()
+                raise _died(f"the file writer process said {ready!r} instead of being ready")
+            _widen_pipe(proc)
+            self._proc = proc
+            self._reader = asyncio.create_task(self._read_replies(proc))
+            log.info("file_writer_started", pid=proc.pid)
+
+    async def create_many(self, files: Sequence[tuple[str, bytes]]) -> Outcome:
+        """Create these files durably in the helper; return each file's error (None: made)."""
+        await self.start()
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        request_id = next(self._ids)
+        answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        header = orjson.dumps({"id": request_id, "keys": [k for k, _ in files], "sizes": [len(d) for _, d in files]})
+        try:
+            # One frame, written without an await in between: frames of concurrent batches never interleave.
+            proc.stdin.writelines([_LENGTH.pack(len(header)), header, *(data for _, data in files)])
+            await proc.stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:  # the helper is gone; its reader fails the rest
+            self._pending.pop(request_id, None)
+            raise _died(f"could not hand the batch over: {exc}") from None
+        return await answer
+
+    async def close(self, timeout_s: float = 30) -> None:
+        """Let the helper answer what it has read, then stop it."""
+        proc, reader = self._proc, self._reader
+        if proc is None or reader is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        await reader
+
+    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
+        try:
+            while True:
+                reply = await _read_frame(proc)
+                answer = self._pending.pop(reply["id"], None)
+                if answer is not None and not answer.done():
+                    answer.set_result([_error(e) for e in reply["errors"]])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            code = await proc.wait()
+            if self._pending:
+                log.error("file_writer_died", pid=proc.pid, returncode=code, unanswered=len(self._pending))
+            self._fail_pending(_died(f"the file writer process exited (code {code})"))
+        except asyncio.CancelledError:  # the loop is shutting down under us
+            for answer in self._pending.values():
+                answer.cancel()
+            self._pending.clear()
+            raise
+        finally:
+            if self._proc is proc:
+                self._proc = None
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for answer in pending.values():
+            if not answer.done():
+                answer.set_exception(exc)
+
+
+def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
+    """Give the pipe to the helper room for a whole batch (1 MiB): with Linux's default 64 KiB,
+    a 1.5 MiB file crossed it in 24 turns of the event loop and the helper's reads."""
+    assert proc.stdin is not None
+    pipe = proc.stdin.transport.get_extra_info("pipe")
+    try:
+        size = min(PIPE_BYTES, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
+        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, size)
+    except (OSError, ValueError, AttributeError):
+        pass  # not Linux, or not allowed: a narrower pipe only costs more turns
+
+
+async def _read_frame(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert proc.stdout is not None
+    (size,) = _LENGTH.unpack(await proc.stdout.readexactly(_LENGTH.size))
+    frame: dict[str, Any] = orjson.loads(await proc.stdout.readexactly(size))
+    return frame
+
+
+def _died(message: str) -> OSError:
+    return OSError(errno.EIO, message)
+
+
+def _error(encoded: dict[str, Any] | None) -> BaseException | None:
+    """Rebuild a file's error from its reply: OSErrors keep their errno (and so their subclass)."""
+    if encoded is None:
+        return None
+    if encoded["errno"] is not None:
+        return OSError(encoded["errno"], encoded["message"], encoded.get("filename"))
+    if encoded["type"] == "ValueError":
+        return ValueError(encoded["message"])
+    return RuntimeError(f"{encoded['type']}: {encoded['message']}")
+
+
+def _encode(exc: BaseException | None) -> dict[str, Any] | None:
+    if exc is None:
+        return None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return {"type": type(exc).__name__, "errno": exc.errno, "message": exc.strerror, "filename": exc.filename}
+    return {"type": type(exc).__name__, "errno": None, "message": str(exc)}
+
+
+def serve(root: str, threads: int, requests: BinaryIO, replies: BinaryIO) -> None:
+    """The helper's loop: read batches until EOF, create each on a thread, answer each."""
+    store = FileStore(root)
+    lock = threading.Lock()
+    _write_frame(replies, orjson.dumps({"ready": True}))
+
+    def create(request_id: int, files: list[tuple[str, bytes]]) -> None:
+        try:
+            outcome: Outcome = store.create_many(files)
+        except BaseException as exc:  # every file of the batch failed alike
+            outcome = [exc] * len(files)
+        reply = orjson.dumps({"id": request_id, "errors": [_encode(e) for e in outcome]}, default=str)
+        with lock:
+            _write_frame(replies, reply)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="file-writer") as pool:
+        while (request := _read_request(requests)) is not None:
+            pool.submit(create, *request)
+
+
+def _write_frame(stream: BinaryIO, body: bytes) -> None:
+    stream.write(_LENGTH.pack(len(body)) + body)
+    stream.flush()
+
+
+def _read_request(stream: BinaryIO) -> tuple[int, list[tuple[str, bytes]]] | None:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    header = orjson.loads(stream.read(_LENGTH.unpack(head)[0]))
+    files = []
+    for key, size in zip(header["keys"], header["sizes"], strict=True):
+        data = stream.read(size)
+        if len(data) < size:
+            return None  # cut off: the api is gone, nobody would read the answer
+        files.append((key, data))
+    return header["id"], files
+
+
+def main(argv: Sequence[str]) -> None:
+    """`python -m adapters.file_writer ROOT THREADS`: run by FileWriterProcess, not by hand."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    root, threads = argv
+    serve(root, int(threads), sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
