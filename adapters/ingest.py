@@ -112,9 +112,13 @@ async def ingest(
         if converter is not None:
             converted = await _convert_all(checked, originals, at, settings, converter, written)
         if converter is None or settings.keep_originals:
-            await writer.create(
-                [(_origin_key(o), c.file.data) for o, c in zip(originals, checked, strict=True)], written
-            )
+            try:
+                await writer.create(
+                    [(_origin_key(o), c.file.data) for o, c in zip(originals, checked, strict=True)], written
+                )
+            except OSError as exc:  # the disk (or the api's file writer) failed: nothing is recorded
+                log.error("upload_save_failed", error=str(exc), errno=exc.errno)
+                raise errors.ImageSaveFailed("the uploaded file could not be stored") from exc
         if converted is not None and not settings.keep_originals:
             originals = [_without_origin(o) for o in originals]
         recorded = originals

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from api.app import create_app
+from core import uploads
 from core.settings import Settings
 from tests import images
 from tests.integration.conftest import ClientFactory, fetch_all
@@ -122,6 +123,18 @@ async def test_one_bad_part_stores_nothing(client, settings, pool) -> None:  # t
     assert (r.status, (await r.json())["code"]) == (400, "INVALID_FILE_CONTENT")
     assert await counts(pool) == (0, 0, 0, 0)
     assert stored_files(settings) == []
+
+
+async def test_a_file_that_cannot_be_stored_is_image_save_failed_and_records_nothing(client, settings, pool) -> None:  # type: ignore[no-untyped-def]
+    blocked = Path(settings.upload_dir) / uploads.ORIGINALS_DIR
+    blocked.write_bytes(b"a file where the originals directory should be")
+    try:
+        r = await post(client, form(("files", "a.jpg", JPEG), ("files", "b.jpg", JPEG)))
+        assert (r.status, (await r.json())["code"]) == (500, "IMAGE_SAVE_FAILED")
+    finally:
+        blocked.unlink()
+    assert await counts(pool) == (0, 0, 0, 0)
+    assert not any(p.is_file() for p in Path(settings.upload_dir).rglob("*"))
 
 
 async def test_a_failed_transaction_leaves_no_row_and_no_file(client, settings, pool) -> None:  # type: ignore[no-untyped-def]
