@@ -48,28 +48,64 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's fcntl command; n
 Outcome = list[BaseException | None]
 
 
+class _Helper:
+    """One helper process, its reader of replies and the batches it has not answered yet."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.pending: dict[int, asyncio.Future[Outcome]] = {}
+        # False from the moment its output ends: no batch is handed to it after that.
+        self.alive = True
+        self.reader = asyncio.create_task(self._read_replies())
+
+    async def _read_replies(self) -> None:
+        try:
+            while True:
+                reply = await _read_frame(self.proc)
+                answer = self.pending.pop(reply["id"], None)
+                if answer is not None and not answer.done():
+                    answer.set_result([_error(e) for e in reply["errors"]])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.alive = False  # before any await: a batch is either in `pending` now or refused
+            code = await self.proc.wait()
+            pending, self.pending = self.pending, {}
+            if pending:
+                log.error("file_writer_died", pid=self.proc.pid, returncode=code, unanswered=len(pending))
+            for answer in pending.values():
+                if not answer.done():
+                    answer.set_exception(_died(f"the file writer process exited (code {code})"))
+        except asyncio.CancelledError:  # the loop is shutting down under us
+            self.alive = False
+            for answer in self.pending.values():
+                answer.cancel()
+            self.pending.clear()
+            raise
+
+
 class FileWriterProcess:
     """The api's handle on its helper process; `create_many` is FileStore.create_many's, awaited."""
 
     def __init__(self, root: str | Path, *, threads: int = 4) -> None:
         self._root = str(root)
         self._threads = threads
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[Outcome]] = {}
+        self._helper: _Helper | None = None
         self._ids = itertools.count()
         self._starting = asyncio.Lock()
 
     @property
     def pid(self) -> int | None:
         """The helper's pid while it runs."""
-        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+        helper = self._helper
+        return helper.proc.pid if helper is not None and helper.alive else None
 
     async def start(self) -> None:
         """Start the helper if it is not running (at startup, and again after it died)."""
+        await self._running()
+
+    async def _running(self) -> _Helper:
         async with self._starting:
-            if self._proc is not None:
-                return
+            if self._helper is not None and self._helper.alive:
+                return self._helper
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -88,33 +124,36 @@ class FileWriterProcess:
                 proc.kill()
                 raise _died(f"the file writer process said {ready!r} instead of being ready")
             _widen_pipe(proc)
-            self._proc = proc
-            self._reader = asyncio.create_task(self._read_replies(proc))
+            self._helper = _Helper(proc)
             log.info("file_writer_started", pid=proc.pid)
+            return self._helper
 
     async def create_many(self, files: Sequence[tuple[str, bytes]]) -> Outcome:
         """Create these files durably in the helper; return each file's error (None: made)."""
-        await self.start()
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        helper = self._helper
+        if helper is None or not helper.alive:
+            helper = await self._running()
+        stdin = helper.proc.stdin
+        assert stdin is not None
         request_id = next(self._ids)
         answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = answer
+        helper.pending[request_id] = answer  # no await since `alive` was checked
         header = orjson.dumps({"id": request_id, "keys": [k for k, _ in files], "sizes": [len(d) for _, d in files]})
         try:
             # One frame, written without an await in between: frames of concurrent batches never interleave.
-            proc.stdin.writelines([_LENGTH.pack(len(header)), header, *(data for _, data in files)])
-            await proc.stdin.drain()
+            stdin.writelines([_LENGTH.pack(len(header)), header, *(data for _, data in files)])
+            await stdin.drain()
         except (ConnectionError, RuntimeError) as exc:  # the helper is gone; its reader fails the rest
-            self._pending.pop(request_id, None)
+            helper.pending.pop(request_id, None)
             raise _died(f"could not hand the batch over: {exc}") from None
         return await answer
 
     async def close(self, timeout_s: float = 30) -> None:
         """Let the helper answer what it has read, then stop it."""
-        proc, reader = self._proc, self._reader
-        if proc is None or reader is None:
+        helper = self._helper
+        if helper is None:
             return
+        proc = helper.proc
         assert proc.stdin is not None
         proc.stdin.close()
         try:
@@ -122,34 +161,7 @@ class FileWriterProcess:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-        await reader
-
-    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
-        try:
-            while True:
-                reply = await _read_frame(proc)
-                answer = self._pending.pop(reply["id"], None)
-                if answer is not None and not answer.done():
-                    answer.set_result([_error(e) for e in reply["errors"]])
-        except (asyncio.IncompleteReadError, ConnectionError):
-            code = await proc.wait()
-            if self._pending:
-                log.error("file_writer_died", pid=proc.pid, returncode=code, unanswered=len(self._pending))
-            self._fail_pending(_died(f"the file writer process exited (code {code})"))
-        except asyncio.CancelledError:  # the loop is shutting down under us
-            for answer in self._pending.values():
-                answer.cancel()
-            self._pending.clear()
-            raise
-        finally:
-            if self._proc is proc:
-                self._proc = None
-
-    def _fail_pending(self, exc: BaseException) -> None:
-        pending, self._pending = self._pending, {}
-        for answer in pending.values():
-            if not answer.done():
-                answer.set_exception(exc)
+        await helper.reader
 
 
 def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
