@@ -9,7 +9,7 @@
 set -euo pipefail
 B=.devbench
 rm -rf $B && mkdir -p $B/whl $B/mdb/bin $B/mdb/lib $B/mdb/share/english
-pins=$(.venv/bin/pip list --format=freeze 2>/dev/null | grep -i -E '^(aiohttp|multidict|yarl|propcache|frozenlist|aiosignal|aiohappyeyeballs|aiomysql|pymysql|python-multipart|structlog|tenacity|orjson|pillow|pillow.heif|aiokafka|async-timeout|py.svg.hush)==')
+pins=$(.venv/bin/pip list --format=freeze 2>/dev/null | grep -i -E '^(aiohttp|multidict|yarl|propcache|frozenlist|aiosignal|aiohappyeyeballs|aiomysql|pymysql|multipart|structlog|tenacity|orjson|pillow|pillow.heif|aiokafka|async-timeout|py.svg.hush)==')
 plats=""
 for p in manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_27_x86_64 manylinux_2_28_x86_64 manylinux1_x86_64 manylinux_2_5_x86_64; do plats="$plats --platform $p"; done
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $plats -d $B/whl $pins

@@ -19,5 +19,5 @@ LD_LIBRARY_PATH=$D/mdb/lib setsid /tmp/bin/mariadbd --no-defaults --datadir=/tmp
 for i in $(seq 100); do [ -S /tmp/mysqld.sock ] && break; sleep 0.2; done
 [ -S /tmp/mysqld.sock ] || { echo "mariadb did not start"; tail -30 $OUT/mariadb.log; exit 1; }
 wrk --version 2>&1 | head -1
-python3 -c "import aiohttp, aiomysql, python_multipart, structlog, PIL, pillow_heif, orjson; print('imports ok', aiohttp.__version__)" || exit 1
+python3 -c "import aiohttp, aiomysql, multipart, structlog, PIL, pillow_heif, orjson; print('imports ok', aiohttp.__version__)" || exit 1
 python3 bench/device/ingest.py "$@" 2>&1 | grep -v '^ ' | tee $OUT/ingest.log
