@@ -31,26 +31,19 @@ def configure_logging(settings: Settings, *, process: str, stream: TextIO | None
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info if as_json else structlog.processors.StackInfoRenderer(),
     ]
-    own: list[Any] = [*shared, _add_process(process)]
-    level = logging.getLevelNamesMapping()[settings.log_level]
+    own_renderer: Any
     if as_json:
-        structlog.configure(
-            processors=[*own, structlog.processors.JSONRenderer(serializer=orjson.dumps)],
-            logger_factory=_NamedLoggerFactory(structlog.BytesLogger, out.buffer),
-            wrapper_class=structlog.make_filtering_bound_logger(level),
-            cache_logger_on_first_use=True,
-        )
+        own_renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        factory = _NamedLoggerFactory(structlog.BytesLogger, out.buffer)
+        renderer: Any = structlog.processors.JSONRenderer(serializer=_orjson_text)
     else:
-        structlog.configure(
-            processors=[*own, structlog.dev.ConsoleRenderer(colors=False)],
-            logger_factory=_NamedLoggerFactory(structlog.PrintLogger, out),
-            wrapper_class=structlog.make_filtering_bound_logger(level),
-            cache_logger_on_first_use=True,
-        )
-    renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=_orjson_text)
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        own_renderer = renderer = structlog.dev.ConsoleRenderer(colors=False)
+        factory = _NamedLoggerFactory(structlog.PrintLogger, out)
+    structlog.configure(
+        processors=[*shared, _add_process(process), own_renderer],
+        logger_factory=factory,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[settings.log_level]),
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(
