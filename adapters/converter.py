@@ -1,26 +1,42 @@
-"""The process pool conversions run in.
+"""The process pool conversions run in, with a memory ceiling and a time limit on each (CONTRACT 4).
 
 Processes, not threads: Pillow releases the GIL while decoding, but a busy event loop in the same
 process makes JPEG decoding wait for the GIL on every block (STYLE.md, webp.py: 0.74x measured).
 Each pool process sets Pillow's pixel limit once at start, and keeps freed image memory for the
 next conversion instead of handing it back to the kernel (see `prepare_process`).
+
+The ceilings (issue 13): a hostile file of a few hundred KB can ask a decoder for gigabytes or
+for minutes. Every conversion process runs under `RLIMIT_DATA` (`IMAGES_CONVERT_MEMORY_MB`: the
+heap and every private anonymous mapping, so decoded pixels included), and every conversion under
+a deadline (`IMAGES_CONVERT_TIMEOUT_S`). The pool is pebble's, which kills the process running a
+task past its deadline and starts a new one; a process whose allocation failed exits with
+`EXIT_OUT_OF_MEMORY` instead of answering, so it is replaced as well (its heap may be left
+fragmented or half-initialised by the codec that failed). Either way the caller gets a
+`ConversionFailed` naming the limit, and its image ends FAILED (async) or 400 (sync).
+
+Each conversion process dies with its parent (PR_SET_PDEATHSIG): a pool process holds both ends
+of its task pipe, so it would otherwise wait under init forever after a kill -9 of its parent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ctypes
 import ctypes.util
 import multiprocessing
+import os
+import resource
+import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+import pebble
 import structlog
 from PIL import Image
 
-from adapters.webp import configure_pillow
+from adapters.webp import ConversionFailed, configure_pillow
 from core.settings import Settings
 
 T = TypeVar("T")
@@ -35,10 +51,41 @@ PILLOW_BLOCKS_KEPT = 4  # of Pillow's 16 MiB blocks: the few images one conversi
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters, glibc's malloc.h
 MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
 TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
+_PR_SET_PDEATHSIG = 1  # prctl() option, linux/prctl.h
+# Exit status of a conversion process whose allocation failed under its ceiling.
+EXIT_OUT_OF_MEMORY = 86
 
 
-def prepare_process(max_pixels: int) -> None:
-    """Initialise a conversion process: Pillow's pixel limit, and memory kept between conversions."""
+class ConversionOutOfMemory(ConversionFailed):
+    """The conversion needed more memory than the ceiling of its process."""
+
+
+class ConversionTimedOut(ConversionFailed):
+    """The conversion ran past its time limit."""
+
+
+class ConversionCrashed(ConversionFailed):
+    """The process running the conversion died (a signal from a codec, the kernel, an operator)."""
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; a no-op elsewhere)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def prepare_process(max_pixels: int, memory_mb: int = 0) -> None:
+    """Initialise a conversion process: its ceiling, Pillow's pixel limit, memory kept between conversions."""
+    die_with_parent()
+    if memory_mb:
+        ceiling = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (ceiling, ceiling))
     configure_pillow(max_pixels)
     Image.core.set_blocks_max(PILLOW_BLOCKS_KEPT)
     libc_name = ctypes.util.find_library("c")
@@ -50,39 +97,69 @@ def prepare_process(max_pixels: int) -> None:
         pass  # not glibc (musl has no mallopt): Pillow's block cache alone still helps
 
 
-class ConverterPool:
-    """A process pool that replaces itself when one of its processes dies.
+def run_bounded(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(*args)` in a pool process; an allocation refused by the ceiling ends the process."""
+    try:
+        return fn(*args)
+    except MemoryError:
+        os._exit(EXIT_OUT_OF_MEMORY)
 
-    A ProcessPoolExecutor whose worker was killed (OOM killer, a crash inside a codec) refuses all
-    further work; without a replacement every later conversion of the process would fail.
+
+class ConverterPool:
+    """Conversion processes under a memory ceiling and a per-conversion time limit.
+
+    A process that dies (the ceiling, the deadline, a crash inside a codec, the OOM killer) is
+    replaced by the pool; only the conversion it was running fails.
     """
 
     def __init__(self, settings: Settings, processes: int | None = None) -> None:
         """Start `processes` (default: the setting, 0 = core count) conversion processes."""
-        self._max_pixels = settings.max_image_pixels
+        self._memory_mb = settings.convert_memory_mb
+        self._timeout_s = settings.convert_timeout_s
         self._processes = processes or settings.effective_convert_processes
-        self._executor = self._start()
+        self._initargs = (settings.max_image_pixels, settings.convert_memory_mb)
+        self._pool = self._start()
 
-    def _start(self) -> ProcessPoolExecutor:
-        # forkserver: never fork a process that runs an event loop and open sockets.
-        return ProcessPoolExecutor(
+    def _start(self) -> pebble.ProcessPool:
+        return pebble.ProcessPool(
             max_workers=self._processes,
-            mp_context=multiprocessing.get_context("forkserver"),
+            # forkserver: never fork a process that runs an event loop and open sockets.
+            context=multiprocessing.get_context("forkserver"),
             initializer=prepare_process,
-            initargs=(self._max_pixels,),
+            initargs=self._initargs,
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` in a pool process; on a broken pool, start a new one and try once more."""
-        loop = asyncio.get_running_loop()
+        """Run `fn(*args)` in a pool process; raise a ConversionFailed when it hits a limit or dies.
+
+        pebble gives up on the whole pool when a process dies while no task is running on any
+        (e.g. an idle process killed from outside, with tasks queued): then a new pool is started
+        and the conversion is tried once more.
+        """
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            return await self._run(fn, *args)
         except BrokenProcessPool:
             log.error("conversion_pool_broken", action="restarting the conversion processes")
-            broken, self._executor = self._executor, self._start()
-            broken.shutdown(wait=False, cancel_futures=True)
-            return await loop.run_in_executor(self._executor, fn, *args)
+            broken, self._pool = self._pool, self._start()
+            broken.stop()
+            return await self._run(fn, *args)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            future = self._pool.schedule(run_bounded, args=(fn, *args), timeout=self._timeout_s)
+        except RuntimeError as exc:  # the pool's manager stopped after a BrokenProcessPool
+            raise BrokenProcessPool(str(exc)) from exc
+        try:
+            return await asyncio.wrap_future(future)
+        except concurrent.futures.TimeoutError:
+            raise ConversionTimedOut(f"conversion took longer than {self._timeout_s:g} s") from None
+        except pebble.ProcessExpired as exc:
+            if exc.exitcode == EXIT_OUT_OF_MEMORY:
+                raise ConversionOutOfMemory(f"conversion needed more than {self._memory_mb} MB") from None
+            log.warning("conversion_process_died", exitcode=exc.exitcode, pid=exc.pid)
+            raise ConversionCrashed(f"the conversion process died (exit code {exc.exitcode})") from None
 
     def shutdown(self) -> None:
         """Stop the processes, dropping queued work (the caller finished its in-flight units)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._pool.stop()
+        self._pool.join()
