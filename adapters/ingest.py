@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from adapters import formats
+from adapters import formats, isobmff
 from adapters.converter import ConverterPool
 from adapters.mariadb import in_transaction_retrying
 from adapters.storage import GroupWriter
@@ -60,7 +60,12 @@ def inspect(file: IncomingFile, data: ReferenceData, settings: Settings) -> Insp
     if kind is None:
         raise errors.InvalidFileContent("the bytes are not a file of any supported format")
     width = height = 0
-    if kind in formats.PIXEL_FORMATS:
+    if kind in ("MP4", "MOV"):
+        try:
+            kind = isobmff.container_format(file.data)
+        except isobmff.InvalidContainer as exc:
+            raise errors.InvalidFileContent(f"not a valid {kind} file: {exc}") from None
+    elif kind in formats.PIXEL_FORMATS:
         try:
             dims = formats.read_dimensions(file.data, settings.max_image_pixels)
         except formats.TooManyPixels as exc:

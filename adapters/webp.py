@@ -14,10 +14,14 @@ from dataclasses import dataclass
 
 import pillow_heif
 import py_svg_hush
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as DefusedET
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
 from adapters.formats import PIXEL_FORMATS, TooManyPixels, sniff
+from adapters.isobmff import InvalidContainer, container_format
 from adapters.storage import FileStore
+from core import uploads
 from core.uploads import WEBP, file_suffix
 
 WEBP_QUALITY = 80  # CONTRACT 4 / guide 6.4
@@ -65,12 +69,29 @@ def configure_pillow(max_pixels: int) -> None:
 
 
 def convert(data: bytes, max_pixels: int) -> Converted:
-    """Convert an uploaded file to what is stored; raise ConversionFailed when undecodable."""
+    """Convert an uploaded file to what is stored; raise ConversionFailed when it cannot be.
+
+    Every failure of an input is a ConversionFailed, whatever raised it inside a codec or parser
+    (a RecursionError included): the image ends FAILED, a sync upload answers 400, never 500.
+    A MemoryError is let through: the pool turns it into the memory ceiling's failure.
+    """
+    try:
+        return _convert(data, max_pixels)
+    except (ConversionFailed, MemoryError):
+        raise
+    except Exception as exc:
+        raise ConversionFailed(f"conversion error: {type(exc).__name__}: {exc}") from None
+
+
+def _convert(data: bytes, max_pixels: int) -> Converted:
     kind = sniff(data[:4096])
     if kind is None:
         raise ConversionFailed("not a file of any supported format")
     if kind in ("MP4", "MOV"):
-        return Converted(data, kind, None, None)  # signature checked by sniff(): pass through
+        try:
+            return Converted(data, container_format(data), None, None)
+        except InvalidContainer as exc:
+            raise ConversionFailed(f"invalid {kind} container: {exc}") from None
     if kind == "SVG":
         return Converted(sanitize_svg(data), "SVG", None, None)
     return _convert_raster(data, kind, max_pixels)
@@ -86,7 +107,7 @@ def _convert_raster(data: bytes, kind: str, max_pixels: int) -> Converted:
                 if img.width * img.height > max_pixels:
                     raise TooManyPixels(f"{img.width}x{img.height} is over {max_pixels} pixels")
                 animated = getattr(img, "n_frames", 1) > 1
-                encoded, size = _encode_animated(img) if animated else _encode_still(img)
+                encoded, size = _encode_animated(img, max_pixels) if animated else _encode_still(img)
     except (TooManyPixels, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DimensionsExceeded(f"image dimensions exceeded: {exc}") from None
     except _EncodeFailed as exc:
@@ -108,32 +129,84 @@ def _encode_still(img: Image.Image) -> tuple[bytes, tuple[int, int]]:
     icc = img.info.get("icc_profile")
     # HEIF decoders apply the orientation themselves and reset the tag, so this is a no-op there.
     frame = ImageOps.exif_transpose(img)
-    frame, icc = _to_webp_mode(frame, icc)
+    frame, icc = to_webp_mode(frame, icc)
     return _save(frame, icc, save_all=False), frame.size
 
 
-def _encode_animated(img: Image.Image) -> tuple[bytes, tuple[int, int]]:
-    icc = img.info.get("icc_profile")
-    frames, durations = [], []
+def _encode_animated(img: Image.Image, max_pixels: int) -> tuple[bytes, tuple[int, int]]:
+    """Encode every frame, holding one decoded frame at a time (not all of them as RGBA).
+
+    A first pass reads each frame's duration and counts the frames' pixels against the limit
+    while decoding, whatever the header said; the encoder then takes the frames from the file
+    itself, one by one (Pillow's WebP writer seeks through an image it is given with save_all).
+    """
+    durations: list[int] = []
+    pixels = 0
     for frame in ImageSequence.Iterator(img):
         frame.load()
+        pixels += frame.width * frame.height
+        if pixels > max_pixels:
+            raise TooManyPixels(f"the frames add up to more than {max_pixels} pixels")
         durations.append(int(frame.info.get("duration", img.info.get("duration", 100)) or 100))
-        frames.append(frame.convert("RGBA"))
-    first = frames[0]
-    extra = {"append_images": frames[1:], "duration": durations, "loop": int(img.info.get("loop", 0))}
-    return _save(first, icc, save_all=True, **extra), first.size
+    img.seek(0)
+    icc = img.info.get("icc_profile")
+    extra = {"duration": durations, "loop": int(img.info.get("loop", 0))}
+    return _save(img, icc, save_all=True, **extra), img.size
 
 
-def _to_webp_mode(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    if img.mode in ("RGB", "RGBA"):
+# Images whose tones are not 8-bit: scaled into 0..255 before encoding (WebP is 8-bit).
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_ALPHA_MODES = ("LA", "La", "PA", "RGBa", "RGBA")
+
+
+def to_webp_mode(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """Return the image as RGB or RGBA with its tones and transparency kept, and the ICC profile to embed."""
+    if (img.mode == "RGB" and "transparency" not in img.info) or img.mode == "RGBA":
         return img, icc
-    if img.mode == "CMYK" and icc:
+    if img.mode == "CMYK" and icc and _icc_space(icc) == b"CMYK":
         # WebP has no CMYK: convert through the embedded profile to sRGB so colours stay right.
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         srgb = ImageCms.createProfile("sRGB")
         return ImageCms.profileToProfile(img, src, srgb, outputMode="RGB"), None
-    has_alpha = img.mode in ("LA", "PA", "RGBa", "La") or "transparency" in img.info
-    return img.convert("RGBA" if has_alpha else "RGB"), (None if img.mode == "CMYK" else icc)
+    if img.mode in _WIDE_MODES:
+        img = _scaled_to_8bit(img)
+    elif img.mode == "La":  # premultiplied: Pillow converts it only to LA
+        img = img.convert("LA")
+    has_alpha = img.mode in _ALPHA_MODES or "transparency" in img.info
+    # A grey or CMYK profile cannot describe the RGB pixels made here: drop it (sRGB is assumed).
+    keep = icc if icc and _icc_space(icc) == b"RGB " else None
+    return img.convert("RGBA" if has_alpha else "RGB"), keep
+
+
+def _scaled_to_8bit(img: Image.Image) -> Image.Image:
+    """Scale a 16-bit, 32-bit or float greyscale image into L, never clipping its tones.
+
+    16-bit modes span 0..65535. For I and F the range is read from the pixels: within 0..255
+    it is kept, within 0..1 (float) stretched by 255, within 0..65535 scaled as 16-bit, and any
+    other range (negative values, 32-bit counts) is mapped from its minimum to its maximum.
+    """
+    source = img.convert("I") if img.mode.startswith("I;16") else img
+    low, high = source.getextrema()
+    assert isinstance(low, int | float) and isinstance(high, int | float)
+    if img.mode.startswith("I;16") or (low >= 0 and 255 < high <= 65535):
+        scale, offset = 255 / 65535, 0.0
+    elif low >= 0 and high <= 1 and img.mode == "F":
+        scale, offset = 255.0, 0.0
+    elif low >= 0 and high <= 255:
+        scale, offset = 1.0, 0.0
+    else:
+        scale = 255 / (high - low) if high > low else 0.0
+        offset = -low * scale
+    as_float = source.convert("F")
+    return as_float.point(lambda v: v * scale + offset + 0.5).convert("L")
+
+
+def _icc_space(icc: bytes) -> bytes:
+    return icc[16:20]  # the profile header's data colour space ("RGB ", "GRAY", "CMYK", ...)
+
+
+# libwebp's VP8_ENC_ERROR_OUT_OF_MEMORY and VP8_ENC_ERROR_BITSTREAM_OUT_OF_MEMORY, as Pillow words them.
+_ENCODER_OUT_OF_MEMORY = ("encoding error 1", "encoding error 2")
 
 
 def _save(img: Image.Image, icc: bytes | None, *, save_all: bool, **extra: object) -> bytes:
@@ -150,6 +223,9 @@ def _save(img: Image.Image, icc: bytes | None, *, save_all: bool, **extra: objec
             **extra,
         )
     except (OSError, ValueError) as exc:
+        if str(exc) in _ENCODER_OUT_OF_MEMORY:
+            # The encoder ran into the process's memory ceiling: that is not a WebP limit of the image.
+            raise MemoryError(str(exc)) from None
         raise _EncodeFailed(f"WebP encoding failed: {exc}", img.width, img.height) from None
     return out.getvalue()
 
@@ -160,23 +236,66 @@ _LINK_ATTRS = ("href", "{http://www.w3.org/1999/xlink}href")
 def sanitize_svg(data: bytes) -> bytes:
     """Remove scripts, event handlers and external references; raise ConversionFailed if unparsable.
 
-    svg-hush (a maintained sanitiser) drops scripts, handlers and foreign content; it rewrites
-    external URLs to relative ones, so links that are not in-document (#id) or inline data are
-    removed as well.
+    The file is first measured with a parser that refuses entity declarations and external
+    references (defusedxml), within SVG_MAX_BYTES, SVG_MAX_DEPTH and SVG_MAX_ELEMENTS, so the
+    sanitiser only ever sees a bounded document. svg-hush (a maintained sanitiser) then drops
+    scripts, handlers and foreign content; it rewrites external URLs to relative ones, so links
+    that are not in-document (#id) or inline data are removed as well.
     """
+    check_svg_bounds(data)
     try:
         hushed = py_svg_hush.filter_svg(data)
         ET.register_namespace("", "http://www.w3.org/2000/svg")
         ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
-        root = ET.fromstring(hushed)
+        root = DefusedET.fromstring(hushed)
+        for element in root.iter():
+            for attr in _LINK_ATTRS:
+                value = element.get(attr)
+                if value is not None and not (value.startswith("#") or value.startswith("data:image/")):
+                    del element.attrib[attr]
+        return ET.tostring(root, encoding="utf-8", xml_declaration=True)
     except Exception as exc:
         raise ConversionFailed(f"SVG could not be sanitised: {exc}") from None
-    for element in root.iter():
-        for attr in _LINK_ATTRS:
-            value = element.get(attr)
-            if value is not None and not (value.startswith("#") or value.startswith("data:image/")):
-                del element.attrib[attr]
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+class _SvgMeter:
+    """Parser target that counts elements and nesting, and stops the parse past a limit."""
+
+    def __init__(self) -> None:
+        self.depth = self.elements = 0
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self.depth += 1
+        self.elements += 1
+        if self.depth > uploads.SVG_MAX_DEPTH:
+            raise ConversionFailed(f"SVG nests deeper than {uploads.SVG_MAX_DEPTH} levels")
+        if self.elements > uploads.SVG_MAX_ELEMENTS:
+            raise ConversionFailed(f"SVG has more than {uploads.SVG_MAX_ELEMENTS} elements")
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+
+    def data(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def check_svg_bounds(data: bytes) -> None:
+    """Raise ConversionFailed unless the SVG is within the size, depth and element limits and declares no entities."""
+    if len(data) > uploads.SVG_MAX_BYTES:
+        raise ConversionFailed(f"SVG is over {uploads.SVG_MAX_BYTES} bytes")
+    parser = DefusedET.DefusedXMLParser(
+        target=_SvgMeter(), forbid_dtd=False, forbid_entities=True, forbid_external=True
+    )
+    try:
+        parser.feed(data)
+        parser.close()
+    except ConversionFailed:
+        raise
+    except (DefusedXmlException, ET.ParseError) as exc:
+        raise ConversionFailed(f"SVG is not acceptable XML: {exc}") from None
 
 
 def convert_stored(root: str, origin_key: str, target_stem: str, max_pixels: int) -> StoredResult:

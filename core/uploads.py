@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core import errors
+from core import errors, fields
 from core.events import IMAGE_UPLOADED, IMAGE_UPLOADED_TOPIC, Envelope
 from core.images import Image, ImageStatus
 from core.references import ReferenceData, ReferenceRule
@@ -15,19 +15,26 @@ ORIGINALS_DIR = "_originals"
 WEBP = "WEBP"
 # Stored as uploaded after a signature check (CONTRACT section 4); SVG only once sanitised.
 PASS_THROUGH = frozenset({"MP4", "MOV", "SVG"})
+# Limits on an SVG before it is sanitised (CONTRACT 4, issue 13): a sanitiser's work grows with
+# nesting (100,000 nested <g> in 700 KB took one process past 9.9 GB). Real drawings stay far
+# inside these: editors nest a few dozen levels; a detailed map has tens of thousands of elements.
+SVG_MAX_BYTES = 4 * 1024 * 1024
+SVG_MAX_DEPTH = 64
+SVG_MAX_ELEMENTS = 50_000
 
 
 def require_uploader(raw: str | None) -> str:
     """Return the trimmed uploaderId; raise VALIDATION_ERROR when missing or blank."""
     if raw is None or not raw.strip():
         raise errors.ValidationError("uploaderId is required")
-    return raw.strip()
+    return fields.require_fits("uploaderId", raw.strip(), fields.UPLOADER_ID)
 
 
 def require_category(raw: str | None, data: ReferenceData) -> ReferenceRule:
     """Return the reference rule of `category` (case-insensitive); raise REFERENCE_TYPE_NOT_FOUND."""
     if raw is None or not raw.strip():
         raise errors.ReferenceTypeNotFound("category is required")
+    fields.require_fits("category", raw.strip(), fields.CATEGORY)
     rule = data.rule_for(raw)
     if rule is None:
         raise errors.ReferenceTypeNotFound(f"unknown category {raw.strip()!r}")
@@ -41,6 +48,7 @@ def extension_of(file_name: str | None, data: ReferenceData) -> str:
     """
     if file_name is None or not file_name.strip():
         raise errors.InvalidFileName("file name is blank")
+    fields.require_fits("file name", file_name, fields.FILE_NAME)
     if ".." in file_name or "/" in file_name or "\\" in file_name:
         raise errors.InvalidFileName("file name must not contain '..', '/' or '\\'")
     name = file_name.strip()

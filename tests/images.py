@@ -48,3 +48,15 @@ def animated_gif(frames: int = 3) -> bytes:
 
 def srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def box(kind: bytes, payload: bytes = b"") -> bytes:
+    """One ISO base media box: 32-bit size, four-character type, payload."""
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def mp4(major: bytes = b"isom", *, mdat: bytes = bytes(64)) -> bytes:
+    """A structurally valid MP4 (MOV with major=b"qt  "): ftyp, moov with its mvhd and a track, mdat."""
+    ftyp = box(b"ftyp", major + b"\x00\x00\x02\x00" + major + b"mp41")
+    moov = box(b"moov", box(b"mvhd", bytes(100)) + box(b"trak", box(b"tkhd", bytes(84))))
+    return ftyp + moov + box(b"mdat", mdat)

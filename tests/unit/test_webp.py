@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from adapters import formats
-from adapters.webp import ConversionFailed, DimensionsExceeded, convert
+from adapters.webp import ConversionFailed, DimensionsExceeded, check_svg_bounds, convert, to_webp_mode
+from core import uploads
 from tests import images
 
 LIMIT = 50_000_000
@@ -97,9 +98,9 @@ def test_unparsable_svg_fails() -> None:
         convert(b"<svg xmlns='http://www.w3.org/2000/svg'><rect", LIMIT)
 
 
-@pytest.mark.parametrize(("head", "fmt"), [(b"\x00\x00\x00\x18ftypmp42", "MP4"), (b"\x00\x00\x00\x14ftypqt  ", "MOV")])
-def test_video_passes_through_after_its_signature_check(head: bytes, fmt: str) -> None:
-    data = head + b"\x00" * 64
+@pytest.mark.parametrize(("major", "fmt"), [(b"mp42", "MP4"), (b"isom", "MP4"), (b"qt  ", "MOV")])
+def test_video_passes_through_after_its_structure_check(major: bytes, fmt: str) -> None:
+    data = images.mp4(major)
     result = convert(data, LIMIT)
     assert (result.format, result.data) == (fmt, data)
 
@@ -144,3 +145,113 @@ def test_heif_orientation_is_applied_once_not_twice() -> None:
     assert out.size == (32, 64)
     r, g, _ = out.getpixel((out.width - 4, 3))
     assert r > 150 and g < 100, "the stored top-left corner is displayed top-right, as for JPEG orientation 6"
+
+
+def _ramp(mode: str) -> Image.Image:
+    """A 256 x 1 greyscale ramp in `mode`, spanning the mode's whole range."""
+    if mode.startswith("I;16"):
+        order = "big" if mode == "I;16B" else "little"
+        raw = b"".join((v * 257).to_bytes(2, order) for v in range(256))  # type: ignore[arg-type]
+        return Image.frombytes(mode, (256, 1), raw)
+    ramp = Image.frombytes("L", (256, 1), bytes(range(256)))
+    if mode == "I":
+        return ramp.convert("I").point(lambda v: v * 257)  # 0..65535, as a 16-bit PNG opens in some versions
+    if mode == "F":
+        return ramp.convert("F").point(lambda v: v / 255)  # 0.0..1.0
+    return ramp.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "La", "P", "PA", "I;16", "I;16L", "I;16B", "I", "F", "CMYK", "YCbCr"])
+def test_every_pixel_mode_becomes_rgb_or_rgba_with_its_tones(mode: str) -> None:
+    source = (
+        _ramp(mode) if mode != "La" else Image.frombytes("La", (256, 1), bytes(b for v in range(256) for b in (v, 255)))
+    )
+    out, _ = to_webp_mode(source, None)
+    grey = out.convert("L")
+    assert out.mode in ("RGB", "RGBA")
+    low, high = grey.getextrema()  # type: ignore[misc]
+    assert low <= 3 and high >= 252
+    if mode not in ("1", "CMYK"):  # a ramp stays a ramp: the middle stays in the middle, nothing clipped
+        assert 120 <= grey.getpixel((128, 0)) <= 136  # type: ignore[operator]
+
+
+def test_sixteen_bit_grey_png_is_scaled_not_clipped() -> None:
+    data = images.encode(_ramp("I;16"), "PNG")
+    result = convert(data, LIMIT)
+    grey = decoded(result.data).convert("L")
+    low, high = grey.getextrema()  # type: ignore[misc]
+    assert low <= 3 and high >= 252  # clipping made it all white (issue 13)
+    assert 110 <= grey.getpixel((128, 0)) <= 146  # type: ignore[operator]
+
+
+def test_transparency_of_palette_grey_and_rgb_images_is_kept() -> None:
+    for img in (Image.new("P", (8, 8), 0), Image.new("L", (8, 8), 0), Image.new("RGB", (8, 8), (0, 0, 0))):
+        img.info["transparency"] = 0 if img.mode != "RGB" else (0, 0, 0)
+        out, _ = to_webp_mode(img, None)
+        assert out.mode == "RGBA" and out.getpixel((0, 0))[3] == 0  # type: ignore[index]
+
+
+def test_a_grey_icc_profile_is_not_attached_to_rgb_output() -> None:
+    grey = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()[:16] + b"GRAY" + bytes(108)
+    _, icc = to_webp_mode(Image.new("L", (4, 4)), grey)
+    assert icc is None
+
+
+def test_animated_input_keeps_each_frames_duration() -> None:
+    frames = [Image.new("RGB", (16, 16), (i * 40, 0, 0)) for i in range(5)]
+    data = images.encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=[20, 40, 60, 80, 100])
+    out = decoded(convert(data, LIMIT).data)
+    durations = []
+    for i in range(out.n_frames):
+        out.seek(i)
+        out.load()
+        durations.append(out.info["duration"])
+    assert durations == [20, 40, 60, 80, 100]
+
+
+def test_animated_input_over_the_pixel_limit_summed_over_frames_fails() -> None:
+    frames = [Image.new("RGB", (100, 100), (i * 8, 0, 0)) for i in range(30)]  # 300,000 pixels in all
+    data = images.encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(DimensionsExceeded):
+        convert(data, 200_000)
+    with pytest.raises(formats.TooManyPixels, match="30 frames"):
+        formats.read_dimensions(data, 200_000)
+    assert formats.read_dimensions(data, 300_000).frames == 30
+
+
+def _nested_svg(depth: int) -> bytes:
+    return b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g>" * depth + b"</g>" * depth + b"</svg>"
+
+
+@pytest.mark.parametrize(
+    ("svg", "reason"),
+    [
+        (_nested_svg(uploads.SVG_MAX_DEPTH), "deeper"),  # the <svg> root is one more level
+        (_nested_svg(1_500), "deeper"),  # once a RecursionError and a 500 on ?sync=true
+        (_nested_svg(100_000), "deeper"),  # once 9.9 GB in one conversion process
+        (b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g/>" * uploads.SVG_MAX_ELEMENTS + b"</svg>", "elements"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"><!--' + b"x" * uploads.SVG_MAX_BYTES + b"--></svg>", "bytes"),
+    ],
+)
+def test_svg_past_a_limit_fails_before_it_is_sanitised(svg: bytes, reason: str) -> None:
+    with pytest.raises(ConversionFailed, match=reason):
+        convert(svg, LIMIT)
+
+
+def test_svg_within_the_limits_is_sanitised() -> None:
+    result = convert(_nested_svg(uploads.SVG_MAX_DEPTH - 1), LIMIT)
+    assert result.format == "SVG" and result.data.count(b"<g") == uploads.SVG_MAX_DEPTH - 1
+
+
+def test_svg_that_declares_entities_is_refused_by_the_parser() -> None:
+    lol = b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+    with pytest.raises(ConversionFailed, match="not acceptable XML"):
+        check_svg_bounds(lol + b'<svg xmlns="http://www.w3.org/2000/svg"><text>&b;</text></svg>')
+
+
+@pytest.mark.parametrize(
+    "data", [b"\0\0\0\x08free<?php system($_GET['c']); ?>", b"\0\0\0\x18ftypisom\0\0\0\0isommp41<html></html>"]
+)
+def test_a_file_that_only_starts_like_a_video_fails(data: bytes) -> None:
+    with pytest.raises(ConversionFailed, match="container"):
+        convert(data, LIMIT)
