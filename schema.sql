@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS status_history (
 CREATE TABLE IF NOT EXISTS image_sequence (
     id                BIGINT       NOT NULL AUTO_INCREMENT,
     reference_type_id VARCHAR(32)  NOT NULL COMMENT 'product 123 and post 123 are different references',
-    reference_id      VARCHAR(255) NOT NULL,
+    reference_id      VARCHAR(200) NOT NULL,
     image_id          VARCHAR(255) NOT NULL,
     seq_number        INT          NOT NULL,
     created_at        DATETIME(6)  NOT NULL,
@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS image_sequence (
 -- reference has no images yet.
 CREATE TABLE IF NOT EXISTS reference_versions (
     reference_type_id VARCHAR(32)  NOT NULL,
-    reference_id      VARCHAR(255) NOT NULL,
+    reference_id      VARCHAR(200) NOT NULL,
     version           BIGINT       NOT NULL,
     updated_at        DATETIME(6)  NOT NULL,
     PRIMARY KEY (reference_type_id, reference_id)
@@ -126,6 +126,12 @@ CREATE TABLE IF NOT EXISTS processed_events (
     PRIMARY KEY (consumer, event_id),
     KEY idx_processed_at (processed_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- A referenceId is at most 200 characters everywhere (images.reference_id; CONTRACT 2.2). Databases
+-- made before these tables said so are brought in line; on a column that already is VARCHAR(200)
+-- MariaDB changes nothing (no copy), so re-running stays cheap.
+ALTER TABLE image_sequence MODIFY reference_id VARCHAR(200) NOT NULL;
+ALTER TABLE reference_versions MODIFY reference_id VARCHAR(200) NOT NULL;
 
 -- Seed rows (CONTRACT 1). INSERT IGNORE keeps rows an operator has edited.
 INSERT IGNORE INTO reference_types (code, name, allows_multiple, max_images, description) VALUES

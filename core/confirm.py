@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core import errors
+from core import errors, fields
 from core.images import Image, ImageStatus, StatusChange, transition
 from core.ports import SequenceEntry
 from core.references import ReferenceRule
@@ -33,10 +33,19 @@ class ConfirmPlan:
         return self.event is None
 
 
+def check_reference_id(reference_id: str) -> None:
+    """Reject a blank referenceId or one longer than its column (VALIDATION_ERROR)."""
+    if not reference_id.strip():
+        raise errors.ValidationError("referenceId must not be blank")
+    fields.require_fits("referenceId", reference_id, fields.REFERENCE_ID)
+
+
 def check_ids(image_ids: Sequence[str]) -> None:
-    """Reject blank ids (VALIDATION_ERROR) and duplicates (INVALID_IMAGE_SEQUENCE)."""
+    """Reject blank or over-long ids (VALIDATION_ERROR) and duplicates (INVALID_IMAGE_SEQUENCE)."""
     if any(not i or not i.strip() for i in image_ids):
         raise errors.ValidationError("image ids must not be blank")
+    for image_id in image_ids:
+        fields.require_fits("imageId", image_id, fields.IMAGE_ID)
     if len(set(image_ids)) != len(image_ids):
         raise errors.InvalidImageSequence("the list names an image more than once")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core import confirm, errors, events, uploads
+from core import confirm, errors, events, fields, uploads
 from core.confirm import ConfirmPlan
 from core.events import Envelope, image_processed
 from core.images import Image, ImageStatus, created, transition
@@ -122,6 +122,8 @@ async def complete_conversion(
 
     One transaction: storage row, status, history, processed_events and the image-processed event.
     """
+    if outcome.reason is not None:
+        outcome = replace(outcome, reason=fields.clip(outcome.reason))  # a codec's message can be long
     async with uow:
         if await uow.processed.seen(CONVERTER, event_id):
             return Completion(False, None)
@@ -194,6 +196,7 @@ async def confirm_images(
     The reference's lock row is taken first, so concurrent confirms of one reference serialise
     and their events are written in commit order.
     """
+    confirm.check_reference_id(reference_id)
     confirm.check_ids(image_ids)
     async with uow:
         found = await uow.images.get_many(image_ids)
@@ -223,6 +226,7 @@ async def delete_all(
     by: str | None = None,
 ) -> ConfirmResult:
     """Delete every image of the reference (CONTRACT 2.4); without a type, of each type using that id."""
+    confirm.check_reference_id(reference_id)
     applied: list[ConfirmPlan] = []
     async with uow:
         types = [reference_type] if reference_type else await uow.images.referenced_types(reference_id)

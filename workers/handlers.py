@@ -30,7 +30,7 @@ from adapters.reference_cache import ReferenceCache
 from adapters.retry import is_transient, until_available
 from adapters.storage import FileStore, GroupWriter
 from adapters.webp import ConversionFailed, convert_stored
-from core import services, uploads
+from core import fields, services, uploads
 from core.errors import DomainError
 from core.events import IMAGE_UPLOADED, UPLOAD_REQUESTED, Envelope, EnvelopeError, image_processed
 from core.images import ImageStatus
@@ -71,7 +71,9 @@ async def record_poison(res: Resources, consumer: str, event_id: str, reason: st
     async def record() -> None:
         async with MariaDbUnitOfWork(res.pool) as uow:
             if not await uow.processed.seen(consumer, event_id):
-                await uow.processed.record(consumer, event_id, outcome="POISON", detail=reason, at=datetime.now(UTC))
+                await uow.processed.record(
+                    consumer, event_id, outcome="POISON", detail=fields.clip(reason), at=datetime.now(UTC)
+                )
                 await uow.commit()
 
     await until_available("mariadb", retry_on=is_transient, attempt=record)
@@ -200,10 +202,21 @@ async def handle_upload_command(res: Resources, key: bytes | None, raw: bytes | 
         env = Envelope.from_wire(raw or b"", topic="image-upload-requested", key=(key or b"").decode())
         if env.event_type != UPLOAD_REQUESTED:
             raise EnvelopeError(f"unexpected eventType {env.event_type}")
-        image_id = str(uuid.UUID(str(env.payload["imageId"])))
     except (EnvelopeError, KeyError, ValueError, UnicodeDecodeError) as exc:
         await record_poison(res, COMMANDS, _poison_id("image-upload-requested", raw), f"bad command: {exc}")
         return "poison"
+    given = env.payload.get("imageId")
+    if not isinstance(given, str) or not given.strip():
+        await record_poison(res, COMMANDS, env.event_id, "bad command: no imageId to answer to")
+        return "poison"
+    try:
+        image_id = str(uuid.UUID(given))
+    except ValueError:
+        # Answerable: the sender is told on image-processed, under the id it sent (clipped to a key).
+        await _reject_command(
+            res, env.event_id, fields.clip(given, fields.IMAGE_ID), "VALIDATION_ERROR: imageId is not a UUID"
+        )
+        return "rejected"
     structlog.contextvars.bind_contextvars(event_id=env.event_id, image_id=image_id)
     if await _command_seen(res, env.event_id, image_id):
         log.info("upload_command_skipped", reason="image already exists")
@@ -263,9 +276,12 @@ async def _reject_command(res: Resources, event_id: str, image_id: str, reason: 
             if await uow.processed.seen(COMMANDS, event_id):
                 return
             now = datetime.now(UTC)
-            await uow.processed.record(COMMANDS, event_id, outcome="REJECTED", detail=reason, at=now)
+            reason_kept = fields.clip(reason)
+            await uow.processed.record(COMMANDS, event_id, outcome="REJECTED", detail=reason_kept, at=now)
             await uow.outbox.add(
-                image_processed(event_id=new_id(), at=now, image_id=image_id, ready=False, image_url="", reason=reason)
+                image_processed(
+                    event_id=new_id(), at=now, image_id=image_id, ready=False, image_url="", reason=reason_kept
+                )
             )
             await uow.commit()
 

@@ -125,3 +125,13 @@ def test_unknown_id_is_not_found() -> None:
 def test_mixed_reference_types_are_an_invalid_reference() -> None:
     with pytest.raises(errors.InvalidReference):
         confirm.reference_type_of(["a", "b"], {"a": img("a"), "b": img("b", kind="POST")})
+
+
+def test_a_reference_id_or_image_id_longer_than_its_column_is_a_validation_error() -> None:
+    confirm.check_reference_id("r" * 200)
+    with pytest.raises(errors.ValidationError, match="referenceId"):
+        confirm.check_reference_id("r" * 201)
+    with pytest.raises(errors.ValidationError, match="imageId"):
+        confirm.check_ids(["a", "i" * 256])
+    with pytest.raises(errors.ValidationError):
+        confirm.check_reference_id("  ")

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import errors, uploads
+from core import errors, fields, uploads
 from core.references import DEFAULT_REFERENCE_DATA as DATA
 
 
@@ -65,3 +65,18 @@ def test_the_upload_url_names_the_file_it_will_become(origin: str, suffix: str) 
     original = uploads.StoredOriginal("id-1", "POST", "u", "_originals/x", origin, 10, 0, 0)
     image = uploads.new_image(original, base_url="http://x/", at=at, status=ImageStatus.TEMP)
     assert image.image_url == f"http://x/POST/2025/01/20/id-1.{suffix}"
+
+
+def test_a_text_field_longer_than_its_column_is_a_validation_error() -> None:
+    assert uploads.require_uploader("u" * fields.UPLOADER_ID) == "u" * fields.UPLOADER_ID
+    with pytest.raises(errors.ValidationError, match="uploaderId"):
+        uploads.require_uploader("u" * 1_000)
+    with pytest.raises(errors.ValidationError, match="category"):
+        uploads.require_category("P" * (fields.CATEGORY + 1), DATA)
+    with pytest.raises(errors.ValidationError, match="file name"):
+        uploads.extension_of("a" * fields.FILE_NAME + ".jpg", DATA)
+
+
+def test_a_long_reason_is_clipped_to_its_column() -> None:
+    assert len(fields.clip("x" * 5_000)) == fields.REASON
+    assert fields.clip("short") == "short"
