@@ -8,7 +8,7 @@ from typing import Any, Self
 
 import aiomysql
 
-from adapters.mariadb import MariaDbUnitOfWork, is_server_error
+from adapters.mariadb import MariaDbUnitOfWork, is_server_error, outcome_unknown
 from adapters.pipeline import Recorder, merge_inserts
 from adapters.repositories import repositories
 
@@ -129,5 +129,5 @@ class GroupedUnitOfWork:
         try:
             await self._group.commit(self._recorder.writes)
         except BaseException as exc:
-            self.commit_in_doubt = not is_server_error(exc)
+            self.commit_in_doubt = outcome_unknown(exc)
             raise

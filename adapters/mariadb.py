@@ -31,8 +31,35 @@ RETRYABLE_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
 
 def is_server_error(exc: BaseException) -> bool:
     """Tell whether MariaDB itself answered with this error (not the client: 2000-2999 are CR_* codes)."""
-    code = exc.args[0] if isinstance(exc, pymysql.err.MySQLError) and exc.args else None
+    code = _code(exc)
     return isinstance(code, int) and code >= 1000 and not 2000 <= code < 3000
+
+
+# Client errors (pymysql's CR_* codes) raised while opening a connection: nothing was sent.
+NEVER_CONNECTED = frozenset({2002, 2003, 2005})  # no socket, connection refused, unknown host
+# Errors that mean the server cannot be reached right now, as opposed to a statement it refused.
+UNREACHABLE = NEVER_CONNECTED | {1040, 1053, 1927, 2006, 2013, 2055}  # too many, shutdown, killed, gone, lost
+
+
+def _code(exc: BaseException) -> object:
+    return exc.args[0] if isinstance(exc, pymysql.err.MySQLError) and exc.args else None
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Tell whether a transaction that failed with `exc` may still have committed.
+
+    Not when MariaDB itself refused a statement (the batch stopped before its COMMIT), nor when
+    no connection could even be opened. Anything else (a connection lost while the COMMIT was on
+    its way, a cancellation while waiting for its answer) leaves the outcome unknown.
+    """
+    return not (is_server_error(exc) or _code(exc) in NEVER_CONNECTED)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Tell whether `exc` says MariaDB cannot be reached (an outage: answer 503, not 500)."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True  # the connection was already closed under us
+    return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in UNREACHABLE
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -186,7 +213,7 @@ class MariaDbUnitOfWork:
         except BaseException as exc:
             # An error the server sent stopped the batch before its COMMIT. Anything else (a
             # broken connection, a cancellation while waiting for the answer) leaves it unknown.
-            self.commit_in_doubt = not is_server_error(exc)
+            self.commit_in_doubt = outcome_unknown(exc)
             raise
         self._committed = True
 

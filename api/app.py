@@ -13,6 +13,7 @@ from adapters import mariadb
 from adapters.converter import ConverterPool
 from adapters.file_writer import FileWriterProcess
 from adapters.group_commit import GroupCommit
+from adapters.outage import Outage
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
 from adapters.storage import FileStore, GroupWriter
@@ -64,10 +65,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     cache = ReferenceCache(pool)
     await until_available("mariadb", cache.reload)
     app[keys.REFERENCES] = cache
+    app[keys.OUTAGE] = Outage("mariadb", lambda: mariadb.ping(pool))
     log.info("database_pool_opened", dsn=str(settings.db_dsn))
     reloader = asyncio.create_task(reload_daily(cache))
     yield
     reloader.cancel()
+    await app[keys.OUTAGE].close()
     pool.close()
     await pool.wait_closed()
     log.info("database_pool_closed")

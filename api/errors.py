@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from adapters.mariadb import is_unreachable
 from api import keys
 from core.errors import DomainError
 from core.events import iso
@@ -42,7 +43,10 @@ STATUS_OF_CODE: dict[str, int] = {
     "INVALID_REFERENCE": 400,
     "IMAGE_SAVE_FAILED": 500,
     "INTERNAL_SERVER_ERROR": 500,
+    "SERVICE_UNAVAILABLE": 503,
 }
+# How long a client is asked to wait while MariaDB cannot be reached (CONTRACT 2).
+RETRY_AFTER_S = 5
 
 # aiohttp's own errors (unknown route, 405, 413, ...) by HTTP status.
 CODE_OF_STATUS: dict[int, str] = {
@@ -51,6 +55,8 @@ CODE_OF_STATUS: dict[int, str] = {
     405: "METHOD_NOT_ALLOWED",
     413: "REQUEST_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    503: "SERVICE_UNAVAILABLE",
 }
 
 
@@ -59,16 +65,17 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
-def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
+def error_body(status: int, code: str, message: str, path: str) -> bytes:
     """Return the CONTRACT section 2 error body."""
-    body: dict[str, Any] = {
-        "timestamp": iso(datetime.now(UTC)),
-        "status": status,
-        "code": code,
-        "message": message,
-        "path": request.path,
-    }
-    return web.json_response(body, status=status, dumps=dumps)
+    body = {"timestamp": iso(datetime.now(UTC)), "status": status, "code": code, "message": message, "path": path}
+    return orjson.dumps(body)
+
+
+def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    """Return the CONTRACT section 2 error response."""
+    return web.Response(
+        status=status, body=error_body(status, code, message, request.path), content_type="application/json"
+    )
 
 
 def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
@@ -99,9 +106,16 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
                 raise
             code = CODE_OF_STATUS.get(exc.status, "HTTP_ERROR")
             response = error_response(request, exc.status, code, exc.reason or code)
-        except Exception:
-            log.exception("request_failed", method=request.method, path=request.path)
-            response = error_response(request, 500, "INTERNAL_SERVER_ERROR", "Internal server error")
+            if hdrs.ALLOW in exc.headers:  # a 405 says which methods the resource has (RFC 9110)
+                response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        except Exception as exc:
+            if not is_unreachable(exc):
+                log.exception("request_failed", method=request.method, path=request.path)
+                response = error_response(request, 500, "INTERNAL_SERVER_ERROR", "Internal server error")
+            else:  # an outage, not a bug: logged once per outage, not with a traceback per request
+                request.app[keys.OUTAGE].report(exc)
+                response = error_response(request, 503, "SERVICE_UNAVAILABLE", "the database cannot be reached")
+                response.headers[hdrs.RETRY_AFTER] = str(RETRY_AFTER_S)
         response.headers["X-Request-Id"] = request_id
         _log_request(request, response.status, started, **aborted)
         return response

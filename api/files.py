@@ -36,9 +36,10 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     try:
         path = request.app[keys.STORE].path(key)
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    if not path.is_file():
+        found = path.is_file()
+    except (ValueError, OSError):  # outside the root, a NUL byte, a name too long for the disk
+        found = False
+    if not found:
         raise web.HTTPNotFound()
     content_type = CONTENT_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream")
     return web.FileResponse(path, headers={"Content-Type": content_type, **HEADERS})

@@ -8,6 +8,7 @@ from aiohttp import web
 from adapters.converter import ConverterPool
 from adapters.file_writer import FileWriterProcess
 from adapters.group_commit import GroupCommit
+from adapters.outage import Outage
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings
@@ -20,5 +21,6 @@ STORE = web.AppKey("store", FileStore)
 WRITER = web.AppKey("writer", GroupWriter)  # uploads' durable writes, group-committed
 FILE_WRITER = web.AppKey("file_writer", FileWriterProcess)  # the process WRITER's batches go to
 CONVERTER = web.AppKey("converter", ConverterPool)
+OUTAGE = web.AppKey("outage", Outage)  # MariaDB's: one log line per outage, requests answer 503
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)

@@ -216,10 +216,13 @@ class Relay:
             log.info("producer_started", bootstrap=self._settings.kafka_bootstrap)
 
     async def close(self) -> None:
-        """Flush and stop the producer (after run() returned)."""
-        if self._producer_started:
-            await self._producer.stop()
-            self._producer_started = False
+        """Flush and stop the producer (after run() returned).
+
+        A standby never started its producer; it is stopped all the same, which only closes
+        its client, so that it is not reported as an unclosed producer when collected.
+        """
+        await self._producer.stop()
+        self._producer_started = False
 
     async def _acquire_lock(self) -> bool:
         if self._lock_conn is None:

@@ -9,9 +9,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
+from api.server import ApiRunner
 from core.settings import Settings
 
 ClientFactory = Callable[[Settings], Awaitable[TestClient]]
+
+
+class ApiTestServer(TestServer):
+    """A test server that serves the app the way `python -m api` does (api/server.py)."""
+
+    async def _make_runner(self, **kwargs: object) -> ApiRunner:
+        return ApiRunner(self.app, **kwargs)
 
 
 @pytest.fixture
@@ -19,7 +27,7 @@ async def make_client() -> AsyncIterator[ClientFactory]:
     clients: list[TestClient] = []
 
     async def make(settings: Settings) -> TestClient:
-        client = TestClient(TestServer(create_app(settings)))
+        client = TestClient(ApiTestServer(create_app(settings)))
         await client.start_server()
         clients.append(client)
         return client

@@ -1,0 +1,70 @@
+"""Serving the app: aiohttp's own HTTP-parser errors answered with the CONTRACT error body.
+
+An over-long request line or header, or bytes that are not HTTP, never reach the app's
+middleware: aiohttp's connection handler answers them itself, in plain text (issue 13). The
+runner here builds its server with a connection handler whose error answer is the contract's
+JSON body; everything else is aiohttp's as it is. Tests serve the app through the same runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from api.errors import CODE_OF_STATUS, error_body
+
+log = structlog.get_logger("api")
+
+
+class _JsonErrorRequestHandler(RequestHandler):
+    """aiohttp's connection handler, with the contract's error body for the errors it answers itself."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs; raises if a response began
+        code = CODE_OF_STATUS.get(status, "HTTP_ERROR") if status < 500 else "INTERNAL_SERVER_ERROR"
+        text = (message or "").strip() or (plain.reason or code)
+        path = "/"  # the request line could not be read, or was not even HTTP: its path is unknown
+        response = web.Response(
+            status=status, body=error_body(status, code, text, path), content_type="application/json"
+        )
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ApiRunner(web.AppRunner):
+    """An AppRunner whose connections answer parser errors with the contract's JSON body."""
+
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()
+        # The same handler, request factory and connection settings as aiohttp's own server.
+        return _JsonErrorServer(made.request_handler, **{**self._kwargs, "request_factory": made.request_factory})
+
+
+async def serve(app: web.Application, host: str, port: int, **runner_args: Any) -> None:
+    """Serve `app` until SIGTERM or SIGINT; then stop accepting, finish in-flight requests, clean up."""
+    runner = ApiRunner(app, access_log=None, **runner_args)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info("api_listening", url=f"http://{host}:{port}/")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
