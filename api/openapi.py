@@ -16,7 +16,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): _json(ERROR, "Error (CONTRACT section 2)") for s in statuses}
+    described = {503: "MariaDB cannot be reached; retry after the Retry-After header's seconds"}
+    return {str(s): _json(ERROR, described.get(s, "Error (CONTRACT section 2)")) for s in statuses}
 
 
 UPLOAD_RESULT = {
@@ -59,7 +60,7 @@ DOCUMENT: dict[str, Any] = {
                         {"oneOf": [UPLOAD_RESULT, {"type": "array", "items": UPLOAD_RESULT}]},
                         "The accepted image(s), in part order",
                     ),
-                    **_errors(400, 413, 415, 500),
+                    **_errors(400, 413, 415, 500, 503),
                 },
             }
         },
@@ -67,7 +68,7 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "summary": "Read one image",
                 "parameters": [{"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": _json({"$ref": "#/components/schemas/Image"}, "The image"), **_errors(404)},
+                "responses": {"200": _json({"$ref": "#/components/schemas/Image"}, "The image"), **_errors(404, 503)},
             }
         },
         "/api/v1/images/confirm/{reference_id}": {
@@ -78,7 +79,7 @@ DOCUMENT: dict[str, Any] = {
                     {"name": "imageId", "in": "query", "required": True, "schema": {"type": "string"}},
                     {"name": "referenceType", "in": "query", "schema": {"type": "string"}},
                 ],
-                "responses": {"200": {"description": "Confirmed (empty body)"}, **_errors(400, 404, 409, 500)},
+                "responses": {"200": {"description": "Confirmed (empty body)"}, **_errors(400, 404, 409, 500, 503)},
             }
         },
         "/api/v1/images/confirm": {
@@ -100,7 +101,10 @@ DOCUMENT: dict[str, Any] = {
                         }
                     },
                 },
-                "responses": {"200": {"description": "Confirmed (empty body)"}, **_errors(400, 404, 409, 415, 500)},
+                "responses": {
+                    "200": {"description": "Confirmed (empty body)"},
+                    **_errors(400, 404, 409, 415, 500, 503),
+                },
             }
         },
         "/api/v1/enums/extensions": {
