@@ -184,6 +184,37 @@ async def test_an_upload_command_is_validated_like_http(resources) -> None:  # t
     assert "INVALID_FILE_EXTENSION" in json.loads(payload)["payload"]["reason"]
 
 
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"uploaderId": "u" * 1_000}, "VALIDATION_ERROR"),  # once recorded as poison with no answer
+        ({"fileName": "a" * 300 + ".jpg"}, "VALIDATION_ERROR"),
+        ({"category": "P" * 40}, "VALIDATION_ERROR"),
+        ({"fileName": "shell.jpg", "raw": b"\0\0\0\x08free<?php system($_GET['c']); ?>"}, "INVALID_FILE_CONTENT"),
+        ({"fileName": "page.mp4", "raw": b"\0\0\0\x18ftypisom\0\0\0\0isommp41<html></html>"}, "INVALID_FILE_CONTENT"),
+    ],
+)
+async def test_a_hostile_upload_command_is_answered_with_image_failed(resources, payload, code) -> None:  # type: ignore[no-untyped-def]
+    image_id = str(uuid.uuid4())
+    content = payload.pop("raw", images.jpeg())
+    raw = command(image_id, content=base64.b64encode(content).decode(), **payload)
+    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
+    assert await fetch_all(resources.pool, "SELECT 1 FROM images") == []
+    ((event_type, value),) = await fetch_all(
+        resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
+    )
+    assert event_type == "IMAGE_FAILED" and json.loads(value)["payload"]["reason"].startswith(code)
+
+
+async def test_an_upload_command_whose_image_id_is_not_a_uuid_is_still_answered(resources) -> None:  # type: ignore[no-untyped-def]
+    raw = command("not-a-uuid", content=base64.b64encode(images.jpeg()).decode())
+    assert await handlers.handle_upload_command(resources, b"not-a-uuid", raw) == "rejected"
+    ((key, value),) = await fetch_all(
+        resources.pool, "SELECT message_key, payload FROM outbox WHERE topic = 'image-processed'"
+    )
+    assert key == "not-a-uuid" and "VALIDATION_ERROR" in json.loads(value)["payload"]["reason"]
+
+
 async def test_a_url_on_the_allow_list_is_fetched(resources, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from aiohttp import web
     from aiohttp.test_utils import TestServer
