@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import io
 import warnings
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import pillow_heif
-import py_svg_hush
-from defusedxml import DefusedXmlException
-from defusedxml import ElementTree as DefusedET
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
 from adapters.formats import PIXEL_FORMATS, TooManyPixels, sniff
 from adapters.isobmff import InvalidContainer, container_format
 from adapters.storage import FileStore
-from core import uploads
+from adapters.svg import InvalidSvg, sanitize_svg
 from core.uploads import WEBP, file_suffix
 
 WEBP_QUALITY = 80  # CONTRACT 4 / guide 6.4
@@ -93,7 +89,10 @@ def _convert(data: bytes, max_pixels: int) -> Converted:
         except InvalidContainer as exc:
             raise ConversionFailed(f"invalid {kind} container: {exc}") from None
     if kind == "SVG":
-        return Converted(sanitize_svg(data), "SVG", None, None)
+        try:
+            return Converted(sanitize_svg(data), "SVG", None, None)
+        except InvalidSvg as exc:
+            raise ConversionFailed(str(exc)) from None
     return _convert_raster(data, kind, max_pixels)
 
 
@@ -228,74 +227,6 @@ def _save(img: Image.Image, icc: bytes | None, *, save_all: bool, **extra: objec
             raise MemoryError(str(exc)) from None
         raise _EncodeFailed(f"WebP encoding failed: {exc}", img.width, img.height) from None
     return out.getvalue()
-
-
-_LINK_ATTRS = ("href", "{http://www.w3.org/1999/xlink}href")
-
-
-def sanitize_svg(data: bytes) -> bytes:
-    """Remove scripts, event handlers and external references; raise ConversionFailed if unparsable.
-
-    The file is first measured with a parser that refuses entity declarations and external
-    references (defusedxml), within SVG_MAX_BYTES, SVG_MAX_DEPTH and SVG_MAX_ELEMENTS, so the
-    sanitiser only ever sees a bounded document. svg-hush (a maintained sanitiser) then drops
-    scripts, handlers and foreign content; it rewrites external URLs to relative ones, so links
-    that are not in-document (#id) or inline data are removed as well.
-    """
-    check_svg_bounds(data)
-    try:
-        hushed = py_svg_hush.filter_svg(data)
-        ET.register_namespace("", "http://www.w3.org/2000/svg")
-        ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
-        root = DefusedET.fromstring(hushed)
-        for element in root.iter():
-            for attr in _LINK_ATTRS:
-                value = element.get(attr)
-                if value is not None and not (value.startswith("#") or value.startswith("data:image/")):
-                    del element.attrib[attr]
-        return ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    except Exception as exc:
-        raise ConversionFailed(f"SVG could not be sanitised: {exc}") from None
-
-
-class _SvgMeter:
-    """Parser target that counts elements and nesting, and stops the parse past a limit."""
-
-    def __init__(self) -> None:
-        self.depth = self.elements = 0
-
-    def start(self, tag: str, attrib: dict[str, str]) -> None:
-        self.depth += 1
-        self.elements += 1
-        if self.depth > uploads.SVG_MAX_DEPTH:
-            raise ConversionFailed(f"SVG nests deeper than {uploads.SVG_MAX_DEPTH} levels")
-        if self.elements > uploads.SVG_MAX_ELEMENTS:
-            raise ConversionFailed(f"SVG has more than {uploads.SVG_MAX_ELEMENTS} elements")
-
-    def end(self, tag: str) -> None:
-        self.depth -= 1
-
-    def data(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def check_svg_bounds(data: bytes) -> None:
-    """Raise ConversionFailed unless the SVG is within the size, depth and element limits and declares no entities."""
-    if len(data) > uploads.SVG_MAX_BYTES:
-        raise ConversionFailed(f"SVG is over {uploads.SVG_MAX_BYTES} bytes")
-    parser = DefusedET.DefusedXMLParser(
-        target=_SvgMeter(), forbid_dtd=False, forbid_entities=True, forbid_external=True
-    )
-    try:
-        parser.feed(data)
-        parser.close()
-    except ConversionFailed:
-        raise
-    except (DefusedXmlException, ET.ParseError) as exc:
-        raise ConversionFailed(f"SVG is not acceptable XML: {exc}") from None
 
 
 def convert_stored(root: str, origin_key: str, target_stem: str, max_pixels: int) -> StoredResult:

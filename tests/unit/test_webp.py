@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, ImageCms
 
 from adapters import formats
-from adapters.webp import ConversionFailed, DimensionsExceeded, check_svg_bounds, convert, to_webp_mode
+from adapters.svg import InvalidSvg, check_svg_bounds
+from adapters.webp import ConversionFailed, DimensionsExceeded, convert, to_webp_mode
 from core import uploads
 from tests import images
 
@@ -245,7 +246,7 @@ def test_svg_within_the_limits_is_sanitised() -> None:
 
 def test_svg_that_declares_entities_is_refused_by_the_parser() -> None:
     lol = b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
-    with pytest.raises(ConversionFailed, match="not acceptable XML"):
+    with pytest.raises(InvalidSvg, match="not acceptable XML"):
         check_svg_bounds(lol + b'<svg xmlns="http://www.w3.org/2000/svg"><text>&b;</text></svg>')
 
 
