@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
+from adapters.isobmff import LEGACY_MOV_ATOMS, MOV_BRAND, MP4_BRANDS
+
 pillow_heif.register_heif_opener()
 
 # Enough bytes to recognise every supported signature and an SVG root after an XML prolog.
@@ -18,8 +20,6 @@ SNIFF_BYTES = 4096
 _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"}
 _HEIF_BRANDS = {b"mif1", b"msf1"}
-_MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash", b"MSNV"}
-_MOV_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 _SVG_ROOT = re.compile(
     rb"^\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*<svg[\s>]", re.DOTALL
 )
@@ -39,7 +39,7 @@ def sniff(head: bytes) -> str | None:
         return "BMP"
     if head[4:8] == b"ftyp":
         return _iso_bmff(head)
-    if head[4:8] in _MOV_ATOMS:
+    if head[4:8] in LEGACY_MOV_ATOMS:
         return "MOV"
     if _SVG_ROOT.match(head.removeprefix(b"\xef\xbb\xbf")):
         return "SVG"
@@ -56,9 +56,9 @@ def _iso_bmff(head: bytes) -> str | None:
         return "HEIC"
     if major in _HEIF_BRANDS:
         return "HEIC" if brands & _HEIC_BRANDS else "HEIF"
-    if major == b"qt  ":
+    if major == MOV_BRAND:
         return "MOV"
-    if major in _MP4_BRANDS or major.startswith(b"3g"):
+    if major in MP4_BRANDS or major.startswith(b"3g"):
         return "MP4"
     return None
 

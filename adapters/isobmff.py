@@ -18,21 +18,7 @@ from __future__ import annotations
 MAX_BOXES = 10_000
 
 MP4_BRANDS = frozenset(
-    {
-        b"isom",
-        b"iso2",
-        b"iso3",
-        b"iso4",
-        b"iso5",
-        b"iso6",
-        b"mp41",
-        b"mp42",
-        b"avc1",
-        b"M4V ",
-        b"M4A ",
-        b"dash",
-        b"MSNV",
-    }
+    {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash", b"MSNV"}
 )
 MOV_BRAND = b"qt  "
 # Top-level atoms a QuickTime file may start with when it has no `ftyp` (before QuickTime 6).
