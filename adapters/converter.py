@@ -68,33 +68,25 @@ class ConversionCrashed(ConversionFailed):
     """The process running the conversion died (a signal from a codec, the kernel, an operator)."""
 
 
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies (Linux; a no-op elsewhere)."""
+def prepare_process(max_pixels: int, memory_mb: int = 0) -> None:
+    """Initialise a conversion process: death with its parent, its ceiling, Pillow's pixel limit, kept memory."""
     parent = os.getppid()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    except OSError:
+        libc = None
+    if libc is not None and hasattr(libc, "prctl"):  # Linux
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-def prepare_process(max_pixels: int, memory_mb: int = 0) -> None:
-    """Initialise a conversion process: its ceiling, Pillow's pixel limit, memory kept between conversions."""
-    die_with_parent()
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
     if memory_mb:
         ceiling = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_DATA, (ceiling, ceiling))
     configure_pillow(max_pixels)
     Image.core.set_blocks_max(PILLOW_BLOCKS_KEPT)
-    libc_name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(libc_name)
+    if libc is not None and hasattr(libc, "mallopt"):  # glibc (musl has none: Pillow's block cache alone helps)
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
         libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-    except (OSError, AttributeError):
-        pass  # not glibc (musl has no mallopt): Pillow's block cache alone still helps
 
 
 def run_bounded(fn: Callable[..., T], *args: Any) -> T:

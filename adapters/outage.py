@@ -26,11 +26,6 @@ class Outage:
         self._watch: asyncio.Task[None] | None = None
         self._failures = 0
 
-    @property
-    def ongoing(self) -> bool:
-        """Tell whether an outage has been reported and not seen to end yet."""
-        return self._watch is not None
-
     def report(self, exc: BaseException) -> None:
         """Count one failure caused by the outage; the first one logs and starts the probe."""
         self._failures += 1
