@@ -76,6 +76,15 @@ def inspect(file: IncomingFile, data: ReferenceData, settings: Settings) -> Insp
     return Inspected(file, kind, width, height)
 
 
+async def _inspect(file: IncomingFile, data: ReferenceData, settings: Settings) -> Inspected:
+    # Counting a GIF's frames walks all of its blocks in Python: 0.9 s for 10 MB of one-byte
+    # sub-blocks, ~1.4 s for 10 MB of tiny frames (measured). On a thread the event loop keeps
+    # serving meanwhile (it takes the GIL back every switch interval) instead of stalling.
+    if formats.sniff(file.data[:16]) == "GIF":
+        return await asyncio.to_thread(inspect, file, data, settings)
+    return inspect(file, data, settings)
+
+
 async def ingest(
     files: Sequence[IncomingFile],
     *,
@@ -95,7 +104,7 @@ async def ingest(
     rule = uploads.require_category(category, reference_data)
     if not files:
         raise errors.ValidationError("no file")
-    checked = [inspect(f, reference_data, settings) for f in files]
+    checked = [await _inspect(f, reference_data, settings) for f in files]
     at = now or datetime.now(UTC)
     ids = list(image_ids) if image_ids is not None else [new_id() for _ in checked]
     originals = [
