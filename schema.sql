@@ -127,6 +127,17 @@ CREATE TABLE IF NOT EXISTS processed_events (
     KEY idx_processed_at (processed_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Conversion attempts per image: counted (and committed) before each conversion starts, so a
+-- message whose conversion keeps killing its worker is answered FAILED after
+-- IMAGES_CONVERT_MAX_ATTEMPTS deliveries instead of being redelivered forever.
+CREATE TABLE IF NOT EXISTS conversion_attempts (
+    image_id        VARCHAR(255) NOT NULL,
+    attempts        INT          NOT NULL,
+    last_started_at DATETIME(6)  NOT NULL,
+    PRIMARY KEY (image_id),
+    CONSTRAINT fk_attempts_image FOREIGN KEY (image_id) REFERENCES images (image_id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- A referenceId is at most 200 characters everywhere (images.reference_id; CONTRACT 2.2). Databases
 -- made before these tables said so are brought in line; on a column that already is VARCHAR(200)
 -- MariaDB changes nothing (no copy), so re-running stays cheap.

@@ -175,6 +175,12 @@ class Settings:
     convert_timeout_s: float = _setting(
         "CONVERT_TIMEOUT_S", _positive_float, 60.0, "Time limit of one conversion; past it the image ends FAILED"
     )
+    convert_max_attempts: int = _setting(
+        "CONVERT_MAX_ATTEMPTS",
+        _positive_int,
+        3,
+        "Deliveries of one image whose conversion never finished (its worker died) before it ends FAILED",
+    )
     worker_concurrency: int = _setting(
         "WORKER_CONCURRENCY", _non_negative_int, 0, "Messages in flight per worker (0 = 2 x conversion processes)"
     )

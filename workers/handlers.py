@@ -22,7 +22,7 @@ from typing import Any
 import aiomysql
 import structlog
 
-from adapters import fetch
+from adapters import conversions, fetch
 from adapters.converter import ConverterPool
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
@@ -33,7 +33,6 @@ from adapters.webp import ConversionFailed, convert_stored
 from core import fields, services, uploads
 from core.errors import DomainError
 from core.events import IMAGE_UPLOADED, UPLOAD_REQUESTED, Envelope, EnvelopeError, image_processed
-from core.images import ImageStatus
 from core.settings import Settings
 
 log = structlog.get_logger("workers")
@@ -114,11 +113,22 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
         return "poison"
     structlog.contextvars.bind_contextvars(event_id=env.event_id, image_id=image_id)
     started = time.perf_counter()
-    if await _already_done(res, env.event_id, image_id):
+    claim = await until_available(
+        "mariadb",
+        retry_on=is_transient,
+        attempt=lambda: conversions.claim(res.pool, services.CONVERTER, env.event_id, image_id, datetime.now(UTC)),
+    )
+    if claim.done:
         log.info("conversion_skipped", reason="already processed")
         return "skipped"
-    stem = uploads.image_key(category, created, image_id, uploads.WEBP).removesuffix(".webp")
-    outcome = await _convert(res, origin_key, stem)
+    if claim.attempt > res.settings.convert_max_attempts:
+        tries = claim.attempt - 1
+        outcome = services.ConversionOutcome(
+            ready=False, reason=f"conversion abandoned: {tries} attempts never finished (the worker stopped each time)"
+        )
+    else:
+        stem = uploads.image_key(category, created, image_id, uploads.WEBP).removesuffix(".webp")
+        outcome = await _convert(res, origin_key, stem)
     settings = res.settings
 
     async def complete() -> services.Completion:
@@ -144,30 +154,10 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
         format=outcome.format,
         size=outcome.size,
         reason=outcome.reason,
+        attempt=claim.attempt,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return status if done.applied else "skipped"
-
-
-ALREADY_DONE = (
-    "SELECT i.status, EXISTS(SELECT 1 FROM processed_events p WHERE p.consumer = %s AND p.event_id = %s)"
-    " FROM images i WHERE i.image_id = %s"
-)
-
-
-async def _already_done(res: Resources, event_id: str, image_id: str) -> bool:
-    """Cheap pre-check (one autocommit read) so a redelivered message is not converted again.
-
-    Only an optimisation: complete_conversion re-checks both under the row lock.
-    """
-
-    async def check() -> bool:
-        async with res.pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(ALREADY_DONE, (services.CONVERTER, event_id, image_id))
-            row = await cur.fetchone()
-        return row is not None and (row[0] != ImageStatus.TEMP.value or bool(row[1]))
-
-    return await until_available("mariadb", retry_on=is_transient, attempt=check)
 
 
 async def _convert(res: Resources, origin_key: str, stem: str) -> services.ConversionOutcome:

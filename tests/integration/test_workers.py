@@ -291,3 +291,47 @@ async def test_conversion_processes_keep_image_memory_between_conversions(resour
 
     assert Image.core.get_blocks_max() != PILLOW_BLOCKS_KEPT  # this process has Pillow's default
     assert await resources.converter.run(Image.core.get_blocks_max) == PILLOW_BLOCKS_KEPT
+
+
+async def test_an_image_whose_conversion_never_finishes_ends_failed_after_its_attempts(resources) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    from tests import services
+
+    image_id, key, value = await upload(resources, images.jpeg())
+    blocker = asyncio.ensure_future(resources.converter.run(time.sleep, 60))  # holds the only process
+    try:
+        for attempt in range(1, resources.settings.convert_max_attempts + 1):
+            # Each delivery dies (cancelled, as its worker would be killed) while its conversion waits.
+            delivery = asyncio.ensure_future(handlers.handle_uploaded(resources, key, value))
+
+            async def counted(n: int = attempt) -> bool:
+                rows = await fetch_all(
+                    resources.pool, "SELECT attempts FROM conversion_attempts WHERE image_id = %s", image_id
+                )
+                return rows == [(n,)]
+
+            await services.eventually(counted, timeout_s=10, what=f"attempt {attempt} to be counted")
+            delivery.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await delivery
+    finally:
+        blocker.cancel()
+    assert await handlers.handle_uploaded(resources, key, value) == "FAILED"
+    (reason,) = await fetch_all(
+        resources.pool, "SELECT reason FROM status_history WHERE image_id = %s AND new_status = 'FAILED'", image_id
+    )
+    assert reason == (
+        f"conversion abandoned: {resources.settings.convert_max_attempts} attempts never finished (the worker stopped each time)",
+    )
+    assert await handlers.handle_uploaded(resources, key, value) == "skipped"  # and it stays answered
+
+
+async def test_a_finished_conversion_counts_one_attempt(resources) -> None:  # type: ignore[no-untyped-def]
+    image_id, key, value = await upload(resources, images.jpeg())
+    assert await handlers.handle_uploaded(resources, key, value) == "READY"
+    assert await handlers.handle_uploaded(resources, key, value) == "skipped"
+    assert await fetch_all(
+        resources.pool, "SELECT attempts FROM conversion_attempts WHERE image_id = %s", image_id
+    ) == [(1,)]
