@@ -43,7 +43,9 @@ def create_app(settings: Settings) -> web.Application:
 def add_routes(app: web.Application, settings: Settings) -> None:
     """Register every route (the OpenAPI test checks each one is documented)."""
     app.router.add_post("/api/images", uploads.upload)
-    app.router.add_get("/api/v1/images/{image_id}", images.get_image)
+    # "confirm" is never an image id (ids are UUIDs): without the exclusion GET /api/v1/images/confirm
+    # would read an image called "confirm" and its 405 would advertise GET.
+    app.router.add_get("/api/v1/images/{image_id:(?!confirm$)[^/]+}", images.get_image)
     app.router.add_post("/api/v1/images/confirm", confirm.confirm_batch)
     app.router.add_post("/api/v1/images/confirm/{reference_id}", confirm.confirm_single)
     app.router.add_get("/metrics", images.metrics)

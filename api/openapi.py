@@ -7,12 +7,24 @@ from typing import Any
 from aiohttp import web
 
 from api.errors import dumps
+from core import fields
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(schema: dict[str, Any], description: str, links: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+    return response | ({"links": links} if links else {})
+
+
+def _text(max_length: int, description: str | None = None) -> dict[str, Any]:
+    """A string field the service checks: not blank, at most its column's length (core/fields.py)."""
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_length}
+    return schema | ({"description": description} if description else {})
+
+
+def _link(image_id: str) -> dict[str, Any]:
+    return {"operationId": "getImage", "parameters": {"image_id": image_id}}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -29,6 +41,9 @@ UPLOAD_RESULT = {
         "status": {"type": "string", "enum": ["PROCESSING", "READY"]},
     },
 }
+
+# The optional scope of a delete-all: absent, null or empty clears every type using the referenceId.
+SCOPE = {"type": ["string", "null"], "maxLength": fields.CATEGORY, "description": "A reference type code (any case)"}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -48,8 +63,8 @@ DOCUMENT: dict[str, Any] = {
                                 "properties": {
                                     "file": {"type": "string", "format": "binary"},
                                     "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                                    "uploaderId": {"type": "string"},
-                                    "category": {"type": "string"},
+                                    "uploaderId": _text(fields.UPLOADER_ID),
+                                    "category": _text(fields.CATEGORY, "A reference type code (any case)"),
                                 },
                             }
                         }
@@ -59,6 +74,10 @@ DOCUMENT: dict[str, Any] = {
                     "200": _json(
                         {"oneOf": [UPLOAD_RESULT, {"type": "array", "items": UPLOAD_RESULT}]},
                         "The accepted image(s), in part order",
+                        links={
+                            "GetImage": _link("$response.body#/id"),
+                            "GetFirstImage": _link("$response.body#/0/id"),
+                        },
                     ),
                     **_errors(400, 413, 415, 500, 503),
                 },
@@ -67,6 +86,7 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/images/{image_id}": {
             "get": {
                 "summary": "Read one image",
+                "operationId": "getImage",
                 "parameters": [{"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Image"}, "The image"), **_errors(404, 503)},
             }
@@ -75,9 +95,15 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "summary": "Confirm one image to a reference; imageId='' deletes all",
                 "parameters": [
-                    {"name": "reference_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "imageId", "in": "query", "required": True, "schema": {"type": "string"}},
-                    {"name": "referenceType", "in": "query", "schema": {"type": "string"}},
+                    {"name": "reference_id", "in": "path", "required": True, "schema": _text(fields.REFERENCE_ID)},
+                    {
+                        "name": "imageId",
+                        "in": "query",
+                        "required": True,
+                        "description": "The image to confirm; empty deletes every image of the reference",
+                        "schema": {"type": "string", "maxLength": fields.IMAGE_ID},
+                    },
+                    {"name": "referenceType", "in": "query", "schema": SCOPE},
                 ],
                 "responses": {"200": {"description": "Confirmed (empty body)"}, **_errors(400, 404, 409, 500, 503)},
             }
@@ -93,9 +119,9 @@ DOCUMENT: dict[str, Any] = {
                                 "type": "object",
                                 "required": ["imageIds", "referenceId"],
                                 "properties": {
-                                    "imageIds": {"type": "array", "items": {"type": "string"}},
-                                    "referenceId": {"type": "string"},
-                                    "referenceType": {"type": "string"},
+                                    "imageIds": {"type": "array", "items": _text(fields.IMAGE_ID)},
+                                    "referenceId": _text(fields.REFERENCE_ID),
+                                    "referenceType": SCOPE,
                                 },
                             }
                         }

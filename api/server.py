@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -28,9 +29,14 @@ class _JsonErrorRequestHandler(RequestHandler):
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
-        plain = super().handle_error(request, status, exc, message)  # logs; raises if a response began
+        if status >= 500:
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        else:  # the client's bytes were not HTTP we accept: one line, no traceback (anyone can send them)
+            log.info("http_request_refused", status=status, remote=request.remote, reason=str(exc or message)[:300])
+        if request.writer.output_size > 0:  # part of a response went out: the connection is broken
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
         code = CODE_OF_STATUS.get(status, "HTTP_ERROR") if status < 500 else "INTERNAL_SERVER_ERROR"
-        text = (message or "").strip() or (plain.reason or code)
+        text = (message or "").strip() or HTTPStatus(status).phrase
         path = "/"  # the request line could not be read, or was not even HTTP: its path is unknown
         response = web.Response(
             status=status, body=error_body(status, code, text, path), content_type="application/json"

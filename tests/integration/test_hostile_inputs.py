@@ -8,6 +8,7 @@ process grew past MAX_GROWTH_MB: the api (this test process) and its conversion 
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 from dataclasses import replace
 from typing import Any
@@ -173,7 +174,10 @@ async def test_abusive_json_is_a_validation_error(client) -> None:  # type: igno
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32) + b"\r\n\r\n", 400),  # TLS to a plain port
     ],
 )
-async def test_the_http_parsers_own_errors_get_the_json_error_body(client, request_bytes: bytes, status: int) -> None:  # type: ignore[no-untyped-def]
+async def test_the_http_parsers_own_errors_get_the_json_error_body(
+    client, caplog, request_bytes: bytes, status: int
+) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="aiohttp.server")
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(request_bytes)
     await writer.drain()
@@ -182,11 +186,15 @@ async def test_the_http_parsers_own_errors_get_the_json_error_body(client, reque
     assert head.split(b" ")[1] == str(status).encode()
     assert b"content-type: application/json" in head.lower()
     assert b'"code":"VALIDATION_ERROR"' in body and b'"path":' in body
+    # A client's bad bytes are not the server's error: no error-level traceback per request.
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_a_405_keeps_its_allow_header_and_images_answers_404_for_any_bad_name(client) -> None:  # type: ignore[no-untyped-def]
     r = await client.get("/api/images")
     assert (r.status, (await r.json())["code"], r.headers.get("Allow")) == (405, "METHOD_NOT_ALLOWED", "POST")
+    r = await client.get("/api/v1/images/confirm")  # not an image called "confirm"
+    assert (r.status, r.headers.get("Allow")) == (405, "POST")
     for name in ("a" * 300 + ".webp", "PRODUCT/%00.webp", "../../etc/passwd", "_originals/x.jpg"):
         r = await client.get(f"/images/{name}")
         assert (r.status, (await r.json())["code"]) == (404, "NOT_FOUND"), name
