@@ -245,6 +245,19 @@ def main() -> None:
         ]
         out += [table(["confirms/s (target)", "achieved", "confirms", "p50 ms", "p99 ms", "max ms"], rows), ""]
         out += [f"Target p99 < 250 ms: {verdict(all(r['p99_ms'] < 250 for r in confirm['confirm_to_event']))}.", ""]
+    if fuzzed := load("fuzz"):
+        out += heading(
+            "API fuzzing", "fuzz.py", fuzzed, "schemathesis against the running api, relay and worker, every check but the two tests/fuzz.py names."
+        )
+        rows = [[r["seed"], r["cases"], "none" if r["ok"] else "**see results/fuzz.json**"] for r in fuzzed["rounds"]]
+        out += [table(["seed", "cases", "failures"], rows), ""]
+        rss = fuzzed["api_rss_mb"]
+        out += [
+            f"{fuzzed['cases']} cases; target >= 5,000 with no server error or undocumented status: "
+            f"{verdict(fuzzed['cases'] >= 5000 and fuzzed['all_ok'])}. api RSS {rss['before']} -> {rss['after']} MB; "
+            f"error-level log lines: {len(fuzzed['error_log_lines'])}.",
+            "",
+        ]
     notes = HERE / "NOTES.md"
     if notes.exists():
         out += [notes.read_text()]
