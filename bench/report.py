@@ -245,9 +245,38 @@ def main() -> None:
         ]
         out += [table(["confirms/s (target)", "achieved", "confirms", "p50 ms", "p99 ms", "max ms"], rows), ""]
         out += [f"Target p99 < 250 ms: {verdict(all(r['p99_ms'] < 250 for r in confirm['confirm_to_event']))}.", ""]
+    if crash := load("crash"):
+        out += heading(
+            "Crash run",
+            "crash.py",
+            crash,
+            f"{crash['rounds']} rounds of kill -9 under load, each process restarted as a supervisor would "
+            f"({crash['seconds']} s, {crash['kills']} kills).",
+        )
+        rows = [[what, r["median_s"], r["max_s"]] for what, r in crash["recovery"].items()]
+        out += [table(["killed", "back to accepting and converting: median s", "max s"], rows), ""]
+        out += [
+            "Recovery is from the kill until uploads accepted after the restart are READY; for the relay, "
+            "until the standby says it is active. A killed worker's partitions wait for the group's session "
+            "timeout (10 s) before they are given to a live member, hence the worker's figure.",
+            "",
+        ]
+        answers = ", ".join(f"{k}: {v}" for k, v in crash["upload_answers"].items())
+        out += [
+            f"Uploads accepted {crash['uploads_accepted']} (answers {answers}; {crash['uploads_unanswered']} "
+            f"cut off by a kill); all READY with their WebP {crash['drain_s']} s after the load stopped. "
+            f"Confirms committed {crash['confirms_committed']}, every one's event on the topic in commit order "
+            f"({crash['duplicate_events']} duplicates from relays killed before marking a row). "
+            f"Lost: {crash['lost']}; processes left behind: {crash['left_behind']}; "
+            "500 INTERNAL_SERVER_ERROR: none.",
+            "",
+        ]
     if fuzzed := load("fuzz"):
         out += heading(
-            "API fuzzing", "fuzz.py", fuzzed, "schemathesis against the running api, relay and worker, every check but the two tests/fuzz.py names."
+            "API fuzzing",
+            "fuzz.py",
+            fuzzed,
+            "schemathesis against the running api, relay and worker, every check but the two tests/fuzz.py names.",
         )
         rows = [[r["seed"], r["cases"], "none" if r["ok"] else "**see results/fuzz.json**"] for r in fuzzed["rounds"]]
         out += [table(["seed", "cases", "failures"], rows), ""]
