@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -69,6 +70,30 @@ async def test_an_image_too_big_for_the_ceiling_ends_failed_with_the_reason(
         assert await handlers.handle_uploaded(res, key, value) == "skipped"
     finally:
         converter.shutdown()
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+async def test_the_largest_image_allowed_converts_under_the_default_ceiling(orientation: int) -> None:
+    """50 MP with real transparency (the most a still needs: ~1.17 GB at its peak), turned or not."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from adapters.webp import convert
+
+    settings = Settings()
+    side = int(settings.max_image_pixels**0.5)
+    noise = Image.frombytes("RGBA", (side // 64, side // 64), random.Random(7).randbytes((side // 64) ** 2 * 4))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = BytesIO()
+    noise.resize((side, side), Image.Resampling.NEAREST).save(out, "PNG", exif=exif)  # ~300 KB for 50 MP
+    converter = ConverterPool(settings, processes=1)
+    try:
+        converted = await converter.run(convert, out.getvalue(), settings.max_image_pixels)
+    finally:
+        converter.shutdown()
+    assert (converted.format, converted.width, converted.height) == ("WEBP", side, side)
 
 
 OWNER = textwrap.dedent(
