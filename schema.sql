@@ -138,6 +138,29 @@ CREATE TABLE IF NOT EXISTS conversion_attempts (
     CONSTRAINT fk_attempts_image FOREIGN KEY (image_id) REFERENCES images (image_id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Idempotency-Key (CONTRACT 2.1): the first answer to a keyed request, written in the same
+-- transaction as its work (a plain INSERT, so a second request with the key cannot also commit:
+-- its transaction fails on the primary key). Kept 24 h, then swept.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key_hash        CHAR(64)     NOT NULL COMMENT 'sha256 of scope, owner (uploaderId) and key',
+    scope           VARCHAR(16)  NOT NULL,
+    fingerprint     CHAR(64)     NOT NULL COMMENT 'sha256 of what the request asked',
+    response_status SMALLINT     NOT NULL,
+    response_body   MEDIUMTEXT   NOT NULL COMMENT 'the JSON body (UTF-8), empty for none',
+    created_at      DATETIME(6)  NOT NULL,
+    PRIMARY KEY (key_hash),
+    KEY idx_idempotency_created (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Keyed requests in flight (autocommit rows, deleted when answered): a retry meanwhile is 409.
+-- A claim older than its lease belongs to a request that died; the next retry takes it over.
+CREATE TABLE IF NOT EXISTS idempotency_claims (
+    key_hash    CHAR(64)    NOT NULL,
+    fingerprint CHAR(64)    NOT NULL,
+    claimed_at  DATETIME(6) NOT NULL,
+    PRIMARY KEY (key_hash)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- A referenceId is at most 200 characters everywhere (images.reference_id; CONTRACT 2.2). Databases
 -- made before these tables said so are brought in line; on a column that already is VARCHAR(200)
 -- MariaDB changes nothing (no copy), so re-running stays cheap.

@@ -116,7 +116,7 @@ class GroupedUnitOfWork:
     async def __aenter__(self) -> Self:
         self._recorder = Recorder()
         self.commit_in_doubt = False
-        self.images, self.outbox, self.processed = repositories(self._recorder)
+        self.images, self.outbox, self.processed, self.idempotency = repositories(self._recorder)
         return self
 
     async def __aexit__(

@@ -22,6 +22,7 @@ from adapters.mariadb import in_transaction_retrying
 from adapters.storage import GroupWriter
 from adapters.webp import ConversionFailed, DimensionsExceeded, StoredResult, convert_and_store
 from core import errors, uploads
+from core.idempotency import Remember
 from core.images import Image
 from core.ports import UnitOfWork
 from core.references import ReferenceData
@@ -98,8 +99,12 @@ async def ingest(
     image_ids: Sequence[str] | None = None,
     now: datetime | None = None,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    remember: Remember | None = None,
 ) -> list[Image]:
-    """Validate, store and record an upload; with `converter`, convert before answering (sync)."""
+    """Validate, store and record an upload; with `converter`, convert before answering (sync).
+
+    With `remember`, the answer to the client's Idempotency-Key commits with the rows.
+    """
     uploader = uploads.require_uploader(uploader_id)
     rule = uploads.require_category(category, reference_data)
     if not files:
@@ -138,7 +143,13 @@ async def ingest(
         recorded = originals
         return await in_transaction_retrying(
             lambda: record_uploads(
-                uow, recorded, base_url=settings.base_url, now=at, new_id=new_id, converted=converted
+                uow,
+                recorded,
+                base_url=settings.base_url,
+                now=at,
+                new_id=new_id,
+                converted=converted,
+                remember=remember,
             )
         )
     except BaseException:

@@ -8,6 +8,7 @@ from typing import Any
 
 from adapters.pipeline import Pipeline, Recorder
 from core.events import Envelope
+from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
 
@@ -237,6 +238,24 @@ class MariaDbProcessedEvents(_Repository):
         self._tx.write(INSERT_PROCESSED, (consumer, event_id, _db(at), outcome, detail[:1000] if detail else None))
 
 
-def repositories(tx: Pipeline | Recorder) -> tuple[MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents]:
+INSERT_IDEMPOTENCY = (
+    "INSERT INTO idempotency_keys (key_hash, scope, fingerprint, response_status, response_body, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+class MariaDbIdempotencyKeys(_Repository):
+    """Answers to keyed requests: a plain INSERT, so a second commit under one key fails on the primary key."""
+
+    async def remember(self, request: IdempotentRequest, answer: StoredAnswer, at: datetime) -> None:
+        self._tx.write(
+            INSERT_IDEMPOTENCY,
+            (request.key_hash, request.scope, request.fingerprint, answer.status, answer.body.decode(), _db(at)),
+        )
+
+
+def repositories(
+    tx: Pipeline | Recorder,
+) -> tuple[MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents, MariaDbIdempotencyKeys]:
     """The repositories of one transaction, all writing through `tx`."""
-    return MariaDbImages(tx), MariaDbOutbox(tx), MariaDbProcessedEvents(tx)
+    return MariaDbImages(tx), MariaDbOutbox(tx), MariaDbProcessedEvents(tx), MariaDbIdempotencyKeys(tx)

@@ -17,6 +17,7 @@ from adapters.outage import Outage
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
 from adapters.storage import FileStore, GroupWriter
+from adapters.webp import configure_pillow
 from api import confirm, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
 from core.settings import Settings
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the app; pools open on startup and close on cleanup."""
     app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[error_middleware()])
     app[keys.SETTINGS] = settings
+    configure_pillow(settings.max_image_pixels)  # headers are read here at upload: the same limit as ours
     Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
     app[keys.STORE] = FileStore(settings.upload_dir)
     # Uploads' files are written by a helper process, not threads of this one (file_writer.py).

@@ -11,8 +11,10 @@ import orjson
 from aiohttp import web
 
 from adapters.mariadb import MariaDbUnitOfWork, in_transaction_retrying
-from api import keys
-from core import errors, services
+from api import idempotent, keys
+from core import errors, idempotency, services
+from core.idempotency import Remember
+from core.images import Image
 
 
 async def confirm_single(request: web.Request) -> web.Response:
@@ -22,18 +24,12 @@ async def confirm_single(request: web.Request) -> web.Response:
         raise errors.ValidationError("imageId is required")
     image_id = request.query["imageId"]
     reference_type = _reference_type(request, request.query.get("referenceType"))
-    if image_id == "":
-        await _run(
-            request,
-            lambda uow, now: services.delete_all(
-                uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=_new_id
-            ),
-        )
-    elif not image_id.strip():
+    if image_id.strip() == "" and image_id != "":
         raise errors.ValidationError("imageId must not be blank")
-    else:
-        await _confirm(request, reference_id, [image_id])
-    return web.Response(status=200)
+    meaning = [b"single", reference_id.encode(), image_id.encode(), (reference_type or "").encode()]
+    if image_id == "":
+        return await _once(request, meaning, _delete_all(reference_id, reference_type))
+    return await _once(request, meaning, _confirm(request, reference_id, [image_id]))
 
 
 async def confirm_batch(request: web.Request) -> web.Response:
@@ -45,17 +41,12 @@ async def confirm_batch(request: web.Request) -> web.Response:
     except orjson.JSONDecodeError:
         raise errors.ValidationError("malformed JSON body") from None
     image_ids, reference_id = _batch_fields(body)
+    meaning = [b"batch", reference_id.encode(), orjson.dumps(image_ids)]
     if not image_ids:
         reference_type = _reference_type(request, body.get("referenceType"))
-        await _run(
-            request,
-            lambda uow, now: services.delete_all(
-                uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=_new_id
-            ),
-        )
-    else:
-        await _confirm(request, reference_id, image_ids)
-    return web.Response(status=200)
+        meaning.append((reference_type or "").encode())
+        return await _once(request, meaning, _delete_all(reference_id, reference_type))
+    return await _once(request, meaning, _confirm(request, reference_id, image_ids))
 
 
 def _batch_fields(body: Any) -> tuple[list[str], str]:
@@ -79,15 +70,38 @@ def _reference_type(request: web.Request, raw: Any) -> str | None:
     return rule.code
 
 
-async def _confirm(request: web.Request, reference_id: str, image_ids: list[str]) -> None:
+UseCase = Callable[[MariaDbUnitOfWork, datetime, Remember | None], Awaitable[services.ConfirmResult]]
+
+
+def _confirm(request: web.Request, reference_id: str, image_ids: list[str]) -> UseCase:
     references = request.app[keys.REFERENCES].data
     request[keys.LOG_FIELDS] = {"reference_id": reference_id, "image_ids": image_ids}
-    await _run(
-        request,
-        lambda uow, now: services.confirm_images(
-            uow, reference_id=reference_id, image_ids=image_ids, references=references, now=now, new_id=_new_id
-        ),
+    return lambda uow, now, remember: services.confirm_images(
+        uow,
+        reference_id=reference_id,
+        image_ids=image_ids,
+        references=references,
+        now=now,
+        new_id=_new_id,
+        remember=remember,
     )
+
+
+def _delete_all(reference_id: str, reference_type: str | None) -> UseCase:
+    return lambda uow, now, remember: services.delete_all(
+        uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=_new_id, remember=remember
+    )
+
+
+async def _once(request: web.Request, meaning: list[bytes], use_case: UseCase) -> web.Response:
+    """Answer 200 with no body, once per Idempotency-Key (api/idempotent.py)."""
+    keyed = await idempotent.keyed(request, idempotency.CONFIRM, "", meaning)
+
+    async def work(remember: Remember | None) -> list[Image]:
+        await _run(request, lambda uow, now: use_case(uow, now, remember))
+        return []
+
+    return await idempotent.answer_once(request, keyed, idempotency.empty_answer, work)
 
 
 async def _run(

@@ -45,6 +45,24 @@ UPLOAD_RESULT = {
 # The optional scope of a delete-all: absent, null or empty clears every type using the referenceId.
 SCOPE = {"type": ["string", "null"], "maxLength": fields.CATEGORY, "description": "A reference type code (any case)"}
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "description": (
+        "Optional. The same key (from the same uploader, for uploads) within 24 h answers the first"
+        " request's status and body again, with `Idempotency-Replayed: true`, and does nothing twice;"
+        " the key with a different request is 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight,"
+        " 409 IDEMPOTENCY_REQUEST_IN_PROGRESS. Errors are not kept: a refused request may be retried."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": fields.IDEMPOTENCY_KEY},
+}
+
+
+def _keyed(statuses: tuple[int, ...]) -> dict[str, Any]:
+    """The errors of an endpoint that takes Idempotency-Key."""
+    return _errors(*statuses, 409, 422)
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "image-server", "version": "0.1.0", "description": "Image upload, conversion and confirm."},
@@ -52,7 +70,7 @@ DOCUMENT: dict[str, Any] = {
         "/api/images": {
             "post": {
                 "summary": "Upload one (`file`) or several (`files`) images",
-                "parameters": [{"name": "sync", "in": "query", "schema": {"type": "boolean"}}],
+                "parameters": [{"name": "sync", "in": "query", "schema": {"type": "boolean"}}, IDEMPOTENCY_KEY],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -79,7 +97,7 @@ DOCUMENT: dict[str, Any] = {
                             "GetFirstImage": _link("$response.body#/0/id"),
                         },
                     ),
-                    **_errors(400, 413, 415, 500, 503),
+                    **_keyed((400, 413, 415, 500, 503)),
                 },
             }
         },
@@ -104,13 +122,15 @@ DOCUMENT: dict[str, Any] = {
                         "schema": {"type": "string", "maxLength": fields.IMAGE_ID},
                     },
                     {"name": "referenceType", "in": "query", "schema": SCOPE},
+                    IDEMPOTENCY_KEY,
                 ],
-                "responses": {"200": {"description": "Confirmed (empty body)"}, **_errors(400, 404, 409, 500, 503)},
+                "responses": {"200": {"description": "Confirmed (empty body)"}, **_keyed((400, 404, 500, 503))},
             }
         },
         "/api/v1/images/confirm": {
             "post": {
                 "summary": "Replace a reference's ordered image list; [] deletes all",
+                "parameters": [IDEMPOTENCY_KEY],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -129,7 +149,7 @@ DOCUMENT: dict[str, Any] = {
                 },
                 "responses": {
                     "200": {"description": "Confirmed (empty body)"},
-                    **_errors(400, 404, 409, 415, 500, 503),
+                    **_keyed((400, 404, 415, 500, 503)),
                 },
             }
         },

@@ -11,8 +11,10 @@ streaming-form-data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from aiohttp import hdrs, web
 from multipart import (
     MultipartError,
@@ -24,9 +26,9 @@ from multipart import (
 
 from adapters.group_commit import GroupedUnitOfWork
 from adapters.ingest import IncomingFile, ingest
-from api import keys
-from api.errors import dumps
-from core import errors
+from api import idempotent, keys
+from core import errors, idempotency
+from core.idempotency import Remember, StoredAnswer
 from core.images import Image, ImageStatus
 
 # aiohttp reads 8 KiB at a time by default; 256 KiB halves the CPU per upload (issue 3).
@@ -70,19 +72,33 @@ async def upload(request: web.Request) -> web.Response:
     if multi and len(multi) > 1 and rule is not None and not rule.allows_multiple:
         raise errors.NotAllowedMultipleImages(f"{rule.code} takes one image")
     sync = request.query.get("sync", "").lower() == "true"
-    images = await ingest(
-        files,
-        uploader_id=fields.get("uploaderId"),
-        category=fields.get("category"),
-        reference_data=references,
-        settings=settings,
-        writer=request.app[keys.WRITER],
-        uow=GroupedUnitOfWork(request.app[keys.GROUP_COMMIT]),
-        converter=request.app[keys.CONVERTER] if sync else None,
-    )
-    request[keys.LOG_FIELDS] = {"image_ids": [i.image_id for i in images], "sync": sync}
+    uploader, category = fields.get("uploaderId"), fields.get("category")
+    meaning = [b"sync" if sync else b"async", (category or "").encode(), b"files" if multi else b"file"]
+    meaning += [part for f in files for part in ((f.file_name or "").encode(), f.data)]
+    keyed = await idempotent.keyed(request, idempotency.UPLOAD, uploader or "", meaning)
+
+    async def work(remember: Remember | None) -> list[Image]:
+        images = await ingest(
+            files,
+            uploader_id=uploader,
+            category=category,
+            reference_data=references,
+            settings=settings,
+            writer=request.app[keys.WRITER],
+            uow=GroupedUnitOfWork(request.app[keys.GROUP_COMMIT]),
+            converter=request.app[keys.CONVERTER] if sync else None,
+            remember=remember,
+        )
+        request[keys.LOG_FIELDS] = {"image_ids": [i.image_id for i in images], "sync": sync}
+        return images
+
+    return await idempotent.answer_once(request, keyed, lambda images: _answer(images, many=bool(multi)), work)
+
+
+def _answer(images: Sequence[Image], *, many: bool) -> StoredAnswer:
+    """The upload's 200 body: one object for `file`, a list for `files` (the same bytes when replayed)."""
     bodies = [_upload_body(i) for i in images]
-    return web.json_response(bodies if multi else bodies[0], dumps=dumps)
+    return StoredAnswer(200, orjson.dumps(bodies if many else bodies[0]))
 
 
 def _upload_body(image: Image) -> dict[str, Any]:

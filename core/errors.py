@@ -89,5 +89,13 @@ class ImageSaveFailed(DomainError):
     code = "IMAGE_SAVE_FAILED"
 
 
+class IdempotencyKeyReused(DomainError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class IdempotencyRequestInProgress(DomainError):
+    code = "IDEMPOTENCY_REQUEST_IN_PROGRESS"
+
+
 class IllegalTransition(InvalidImageStatus):
     """A status change the state table of CONTRACT section 3 does not allow."""

@@ -14,6 +14,7 @@ CATEGORY = 32  # reference_types.code
 FILE_NAME = 255  # a client's file name (the longest name most file systems allow)
 REFERENCE_ID = 200  # images.reference_id, image_sequence.reference_id
 IMAGE_ID = 255  # images.image_id
+IDEMPOTENCY_KEY = 255  # the Idempotency-Key header (CONTRACT 2.1)
 REASON = 1000  # status_history.reason, processed_events.detail
 
 

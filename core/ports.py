@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from core.events import Envelope
+from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, StatusChange
 
 
@@ -69,12 +70,19 @@ class ProcessedEvents(Protocol):
     async def record(self, consumer: str, event_id: str, *, outcome: str, detail: str | None, at: datetime) -> None: ...
 
 
+class IdempotencyKeys(Protocol):
+    """The first answer to a keyed request, written with the work it answers (core/idempotency.py)."""
+
+    async def remember(self, request: IdempotentRequest, answer: StoredAnswer, at: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything written through it commits together or not at all."""
 
     images: ImageRepository
     outbox: Outbox
     processed: ProcessedEvents
+    idempotency: IdempotencyKeys
     # True after commit() failed without telling whether the commit happened (the connection broke
     # or the call was cancelled once the COMMIT had been sent); False when it surely did not.
     commit_in_doubt: bool

@@ -12,6 +12,7 @@ from datetime import datetime
 from core import confirm, errors, events, fields, uploads
 from core.confirm import ConfirmPlan
 from core.events import Envelope, image_processed
+from core.idempotency import Remember
 from core.images import Image, ImageStatus, created, transition
 from core.ports import StorageRecord, UnitOfWork
 from core.references import ReferenceData
@@ -37,6 +38,7 @@ async def record_uploads(
     now: datetime,
     new_id: NewId,
     converted: Sequence[SyncResult] | None = None,
+    remember: Remember | None = None,
 ) -> list[Image]:
     """Insert the images (TEMP, or READY when converted), storage rows, history and outbox rows.
 
@@ -67,6 +69,8 @@ async def record_uploads(
                     )
                 )
             images.append(image)
+        if remember is not None:
+            await uow.idempotency.remember(remember.request, remember.answer(images), now)
         await uow.commit()
     return images
 
@@ -190,6 +194,7 @@ async def confirm_images(
     now: datetime,
     new_id: NewId,
     by: str | None = None,
+    remember: Remember | None = None,
 ) -> ConfirmResult:
     """Make `image_ids` the reference's complete ordered list, in one transaction (CONTRACT 2.2-2.5).
 
@@ -209,11 +214,13 @@ async def confirm_images(
         confirm.reference_type_of(image_ids, found)
         current = await uow.images.confirmed_of(reference_type, reference_id, for_update=True)
         plan = confirm.plan_confirm(rule, reference_id, image_ids, found, current, at=now, by=by)
-        if plan.is_noop:
-            return ConfirmResult([])
-        await _apply(uow, plan, now=now, new_id=new_id)
-        await uow.commit()
-    return ConfirmResult([plan])
+        if not plan.is_noop:
+            await _apply(uow, plan, now=now, new_id=new_id)
+        if remember is not None:
+            await uow.idempotency.remember(remember.request, remember.answer([]), now)
+        if not plan.is_noop or remember is not None:
+            await uow.commit()
+    return ConfirmResult([] if plan.is_noop else [plan])
 
 
 async def delete_all(
@@ -224,6 +231,7 @@ async def delete_all(
     now: datetime,
     new_id: NewId,
     by: str | None = None,
+    remember: Remember | None = None,
 ) -> ConfirmResult:
     """Delete every image of the reference (CONTRACT 2.4); without a type, of each type using that id."""
     confirm.check_reference_id(reference_id)
@@ -237,7 +245,9 @@ async def delete_all(
             if not plan.is_noop:
                 await _apply(uow, plan, now=now, new_id=new_id)
                 applied.append(plan)
-        if applied:
+        if remember is not None:
+            await uow.idempotency.remember(remember.request, remember.answer([]), now)
+        if applied or remember is not None:
             await uow.commit()
     return ConfirmResult(applied)
 

@@ -16,6 +16,8 @@ from core.settings import DbDsn, Settings
 from tests import services
 
 TABLES_TO_CLEAN = (
+    "idempotency_keys",
+    "idempotency_claims",
     "processed_events",
     "outbox",
     "image_sequence",
@@ -32,6 +34,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for layer in ("integration", "e2e"):
             if f"/tests/{layer}/" in str(item.path):
                 item.add_marker(getattr(pytest.mark, layer))
+
+
+@pytest.fixture(autouse=True)
+def _pillow_pixel_limit() -> Iterator[None]:
+    """Pillow's pixel limit is a process global that converting sets: no test leaks its own to the next."""
+    from PIL import Image
+
+    kept = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = kept
 
 
 @pytest.fixture(scope="session")

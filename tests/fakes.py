@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from core.events import Envelope
+from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
 
@@ -29,6 +30,7 @@ class FakeState:
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
     outbox: list[Envelope] = field(default_factory=list)
     processed: dict[tuple[str, str], str] = field(default_factory=dict)
+    answers: dict[str, tuple[str, StoredAnswer]] = field(default_factory=dict)  # key hash -> (fingerprint, answer)
 
 
 class FakeImages:
@@ -119,6 +121,16 @@ class FakeProcessed:
         self.s.processed[(consumer, event_id)] = outcome
 
 
+class FakeIdempotency:
+    def __init__(self, state: FakeState) -> None:
+        self.s = state
+
+    async def remember(self, request: IdempotentRequest, answer: StoredAnswer, at: datetime) -> None:
+        if request.key_hash in self.s.answers:
+            raise KeyError(f"duplicate idempotency key {request.key_hash}")  # MariaDB: the primary key
+        self.s.answers[request.key_hash] = (request.fingerprint, answer)
+
+
 class FakeUnitOfWork:
     """Works on a copy of the state; commit() publishes the copy, leaving without commit drops it."""
 
@@ -132,6 +144,7 @@ class FakeUnitOfWork:
         self.images = FakeImages(self._working)
         self.outbox = FakeOutbox(self._working)
         self.processed = FakeProcessed(self._working)
+        self.idempotency = FakeIdempotency(self._working)
         return self
 
     async def __aexit__(
@@ -143,5 +156,5 @@ class FakeUnitOfWork:
         for name in vars(self.state):
             setattr(self.state, name, getattr(self._working, name))
         self._working = copy.deepcopy(self.state)
-        self.images.s = self.outbox.s = self.processed.s = self._working
+        self.images.s = self.outbox.s = self.processed.s = self.idempotency.s = self._working
         self.commits += 1

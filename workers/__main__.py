@@ -14,11 +14,11 @@ from pathlib import Path
 import faust
 import structlog
 
-from adapters import health, mariadb
+from adapters import health, idempotency, mariadb
 from adapters.kafka import create_producer
 from adapters.logs import start_process
 from adapters.storage import FileStore
-from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
+from adapters.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings
 from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
@@ -37,7 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     send.add_argument("--file-name", default=None, help="default: the file's own name")
     sub.add_parser("health", help="exit 0 when MariaDB and Kafka answer (container HEALTHCHECK)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
-    sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed"])
+    sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency"])
     return parser.parse_args(argv)
 
 
@@ -108,6 +108,8 @@ async def run_sweep(settings: Settings, which: str) -> None:
     try:
         if which == "orphans":
             report = await sweep_orphans(pool, store, older_than=ORPHAN_AGE, progress=progress)
+        elif which == "idempotency":
+            report = SweepReport(await idempotency.sweep(pool, now=datetime.now(UTC)), 0)
         elif which == "processed":
             report = await sweep_processed(pool, older_than=PROCESSED_EVENTS_RETENTION, progress=progress)
         else:

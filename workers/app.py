@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import faust
 import structlog
 from mode import Service
 
-from adapters import mariadb
+from adapters import idempotency, mariadb
 from adapters.converter import ConverterPool
 from adapters.reference_cache import ReferenceCache
 from adapters.retry import until_available
 from adapters.storage import FileStore
 from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
+from adapters.webp import configure_pillow
 from core import services
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
@@ -40,6 +41,7 @@ class Runtime:
     async def start(self) -> None:
         """Open the pool, load the reference cache, start the conversion processes."""
         settings = self.settings
+        configure_pillow(settings.max_image_pixels)  # upload commands' headers are read in this process
         pool = await until_available(
             "mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size)
         )
@@ -140,6 +142,11 @@ def create_app(settings: Settings) -> faust.App:
         res = await runtime.get()
         await sweep_processed(res.pool, older_than=PROCESSED_EVENTS_RETENTION)
 
+    async def sweep_idempotency_keys() -> None:
+        res = await runtime.get()
+        rows = await idempotency.sweep(res.pool, now=datetime.now(UTC))
+        log.info("sweep_finished", sweep="idempotency_keys", rows=rows)
+
     async def reload_references() -> None:
         await (await runtime.get()).references.reload()
 
@@ -148,6 +155,7 @@ def create_app(settings: Settings) -> faust.App:
     app.crontab("0 10 * * *", on_leader=True)(sweep_temp)
     app.timer(3600.0, on_leader=True)(sweep_orphan_files)
     app.crontab("30 3 * * *", on_leader=True)(sweep_processed_events)
+    app.timer(3600.0, on_leader=True)(sweep_idempotency_keys)  # answers are kept 24 h (CONTRACT 2.1)
     # Every worker process has its own cache, so every worker reloads it (not leader-only).
     app.crontab("30 0 * * *")(reload_references)
     return app
