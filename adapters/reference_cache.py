@@ -12,7 +12,9 @@ from core.references import ReferenceData, ReferenceRule
 
 log = structlog.get_logger(__name__)
 
-SELECT_REFERENCE_TYPES = "SELECT code, name, allows_multiple, max_images FROM reference_types ORDER BY code"
+SELECT_REFERENCE_TYPES = (
+    "SELECT code, name, allows_multiple, max_images, description FROM reference_types ORDER BY code"
+)
 SELECT_EXTENSIONS = "SELECT code, name FROM extensions ORDER BY code"
 
 
@@ -21,8 +23,10 @@ async def load_reference_data(pool: aiomysql.Pool) -> ReferenceData:
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(SELECT_REFERENCE_TYPES)
         rules = {
-            code: ReferenceRule(code, name, bool(multiple), None if max_images is None else int(max_images))
-            for code, name, multiple, max_images in await cur.fetchall()
+            code: ReferenceRule(
+                code, name, bool(multiple), None if max_images is None else int(max_images), description
+            )
+            for code, name, multiple, max_images, description in await cur.fetchall()
         }
         await cur.execute(SELECT_EXTENSIONS)
         extensions = {code: name for code, name in await cur.fetchall()}

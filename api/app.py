@@ -18,7 +18,7 @@ from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
 from adapters.storage import FileStore, GroupWriter
 from adapters.webp import configure_pillow
-from api import confirm, files, health, images, keys, openapi, uploads
+from api import confirm, docs, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
 from core.settings import Settings
 
@@ -52,10 +52,15 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_post("/api/v1/images/confirm/{reference_id}", confirm.confirm_single)
     app.router.add_get("/metrics", images.metrics)
     app.router.add_get("/openapi.json", openapi.openapi)
+    # Swagger UI for that document, from swagger-ui-py's bundled copy (nothing vendored here).
+    docs.add_docs(app, title="image-server API")
     app.router.add_get("/health", health.simple_health)
     app.router.add_get("/actuator/health", health.actuator_health)
     app.router.add_get("/api/v1/enums/extensions", health.extensions)
     app.router.add_get("/api/v1/enums/referenceType", health.reference_types)
+    # Where the Java service actually serves its enums, in its shape: migrating clients need no change.
+    app.router.add_get("/api/extensions", health.legacy_extensions)
+    app.router.add_get("/api/referenceType", health.legacy_reference_types)
     if settings.serve_images:
         app.router.add_get("/images/{key:.+}", files.serve_file)
 

@@ -63,6 +63,8 @@ def _keyed(statuses: tuple[int, ...]) -> dict[str, Any]:
     return _errors(*statuses, 409, 422)
 
 
+HTML = {"description": "A page", "content": {"text/html": {"schema": {"type": "string"}}}}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "image-server", "version": "0.1.0", "description": "Image upload, conversion and confirm."},
@@ -165,6 +167,29 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json({"type": "object", "additionalProperties": {"type": "string"}}, "Map")},
             }
         },
+        "/api/extensions": {
+            "get": {
+                "summary": "Extensions as the original service served them (use /api/v1/enums/extensions)",
+                "deprecated": True,
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Extension"}}, "Map"
+                    )
+                },
+            }
+        },
+        "/api/referenceType": {
+            "get": {
+                "summary": "Reference types as the original service served them (use /api/v1/enums/referenceType)",
+                "deprecated": True,
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/ReferenceType"}},
+                        "Map",
+                    )
+                },
+            }
+        },
         "/health": {
             "get": {
                 "summary": "Liveness",
@@ -192,6 +217,15 @@ DOCUMENT: dict[str, Any] = {
         },
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
+        },
+        "/docs": {"get": {"summary": "Swagger UI for this document", "responses": {"200": HTML}}},
+        "/docs/": {"get": {"summary": "Swagger UI for this document", "responses": {"200": HTML}}},
+        "/docs/static/{name}": {
+            "get": {
+                "summary": "Swagger UI's files",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The file"}, **_errors(404)},
+            }
         },
         "/images/{key}": {
             "get": {
@@ -229,6 +263,22 @@ DOCUMENT: dict[str, Any] = {
                     "convertedFormat": {"type": ["string", "null"]},
                     "width": {"type": ["integer", "null"]},
                     "height": {"type": ["integer", "null"]},
+                },
+            },
+            "Extension": {
+                "type": "object",
+                "required": ["code", "name"],
+                "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+            },
+            "ReferenceType": {
+                "type": "object",
+                "required": ["code", "name", "allowsMultiple", "maxImages", "description"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "name": {"type": "string"},
+                    "allowsMultiple": {"type": "boolean"},
+                    "maxImages": {"type": ["integer", "null"], "description": "null: unlimited"},
+                    "description": {"type": ["string", "null"]},
                 },
             },
             "Health": {

@@ -25,6 +25,7 @@ class ReferenceRule:
     name: str
     allows_multiple: bool
     max_images: int | None  # None: unlimited
+    description: str | None = None
 
     def check_count(self, count: int) -> str | None:
         """Return the error code a list of `count` images breaks, or None."""
@@ -37,12 +38,14 @@ class ReferenceRule:
 
 # The seed of schema.sql; the running service reads the table through the reference cache.
 RULES: dict[ReferenceType, ReferenceRule] = {
-    ReferenceType.PRODUCT: ReferenceRule("PRODUCT", "상품", True, 10),
-    ReferenceType.POST: ReferenceRule("POST", "게시글", True, 20),
-    ReferenceType.BANNER: ReferenceRule("BANNER", "배너", True, None),
-    ReferenceType.CATEGORY: ReferenceRule("CATEGORY", "카테고리", False, 1),
-    ReferenceType.PROFILE: ReferenceRule("PROFILE", "프로필", False, 1),
-    ReferenceType.USER_BACKGROUND: ReferenceRule("USER_BACKGROUND", "사용자 배경", False, 1),
+    ReferenceType.PRODUCT: ReferenceRule("PRODUCT", "상품", True, 10, "Product images, ordered"),
+    ReferenceType.POST: ReferenceRule("POST", "게시글", True, 20, "Post images, ordered"),
+    ReferenceType.BANNER: ReferenceRule("BANNER", "배너", True, None, "Banner images, ordered, unlimited"),
+    ReferenceType.CATEGORY: ReferenceRule("CATEGORY", "카테고리", False, 1, "One category image, replaced on confirm"),
+    ReferenceType.PROFILE: ReferenceRule("PROFILE", "프로필", False, 1, "One profile image, replaced on confirm"),
+    ReferenceType.USER_BACKGROUND: ReferenceRule(
+        "USER_BACKGROUND", "사용자 배경", False, 1, "One background image, replaced on confirm"
+    ),
 }
 
 EXTENSIONS: dict[str, str] = {

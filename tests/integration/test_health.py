@@ -45,6 +45,21 @@ async def test_enum_endpoints_read_the_reference_tables(client) -> None:  # type
     }
 
 
+async def test_the_original_services_enum_paths_answer_in_its_shape(client) -> None:  # type: ignore[no-untyped-def]
+    ext = await (await client.get("/api/extensions")).json()
+    types = await (await client.get("/api/referenceType")).json()
+    assert ext["JPG"] == {"code": "JPG", "name": "JPEG Image"} and len(ext) == 12
+    assert types["PRODUCT"] == {
+        "code": "PRODUCT",
+        "name": "상품",
+        "allowsMultiple": True,
+        "maxImages": 10,
+        "description": "Product images, ordered",
+    }
+    assert types["BANNER"]["maxImages"] is None and types["PROFILE"]["allowsMultiple"] is False
+    assert set(types) == set(await (await client.get("/api/v1/enums/referenceType")).json())
+
+
 async def test_enum_endpoint_shows_a_reloaded_cache(client, pool: aiomysql.Pool) -> None:  # type: ignore[no-untyped-def]
     from api import keys
 
