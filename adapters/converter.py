@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import pebble
 import structlog
 from PIL import Image
+from prometheus_client import Counter
 
 from adapters.webp import ConversionFailed, configure_pillow
 from core.settings import Settings
@@ -97,6 +98,15 @@ def run_bounded(fn: Callable[..., T], *args: Any) -> T:
         os._exit(EXIT_OUT_OF_MEMORY)
 
 
+RESTARTS = Counter(
+    "conversion_process_restarts_total",
+    "Conversion processes replaced, by why (out_of_memory, timeout, crashed, pool_broken)",
+    ["reason"],
+)
+for _reason in ("out_of_memory", "timeout", "crashed", "pool_broken"):
+    RESTARTS.labels(_reason)  # exported as 0 from the start, so a rate() over it has a series
+
+
 class ConverterPool:
     """Conversion processes under a memory ceiling and a per-conversion time limit.
 
@@ -131,6 +141,7 @@ class ConverterPool:
         try:
             return await self._run(fn, *args)
         except BrokenProcessPool:
+            RESTARTS.labels("pool_broken").inc()
             log.error("conversion_pool_broken", action="restarting the conversion processes")
             broken, self._pool = self._pool, self._start()
             broken.stop()
@@ -144,10 +155,13 @@ class ConverterPool:
         try:
             return await asyncio.wrap_future(future)
         except concurrent.futures.TimeoutError:
+            RESTARTS.labels("timeout").inc()  # pebble ends the process that ran past its deadline
             raise ConversionTimedOut(f"conversion took longer than {self._timeout_s:g} s") from None
         except pebble.ProcessExpired as exc:
             if exc.exitcode == EXIT_OUT_OF_MEMORY:
+                RESTARTS.labels("out_of_memory").inc()
                 raise ConversionOutOfMemory(f"conversion needed more than {self._memory_mb} MB") from None
+            RESTARTS.labels("crashed").inc()
             log.warning("conversion_process_died", exitcode=exc.exitcode, pid=exc.pid)
             raise ConversionCrashed(f"the conversion process died (exit code {exc.exitcode})") from None
 

@@ -214,6 +214,9 @@ class Settings:
     relay_retention_days: float = _setting(
         "RELAY_RETENTION_DAYS", _positive_float, 7.0, "Published outbox rows are kept this long"
     )
+    worker_metrics_port: int = _setting(
+        "WORKER_METRICS_PORT", _port, 0, "Port of a worker's Prometheus /metrics (0 = off)"
+    )
     relay_metrics_port: int = _setting(
         "RELAY_METRICS_PORT", _port, 0, "Port of the relay's Prometheus /metrics (0 = off)"
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import faust
+import prometheus_client
 import structlog
 from mode import Service
 
@@ -20,10 +21,11 @@ from adapters.webp import configure_pillow
 from core import services
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
-from workers import handlers
+from workers import handlers, metrics
 
 log = structlog.get_logger("workers")
 
+LAG_INTERVAL_S = 10.0
 EXPIRY = timedelta(hours=24)
 ORPHAN_AGE = timedelta(hours=1)
 # Kafka's default retention: after that no message can be redelivered to need its dedupe row.
@@ -42,6 +44,9 @@ class Runtime:
         """Open the pool, load the reference cache, start the conversion processes."""
         settings = self.settings
         configure_pillow(settings.max_image_pixels)  # upload commands' headers are read in this process
+        if settings.worker_metrics_port:
+            # A small HTTP thread of prometheus_client; conversions stay on the loop and their processes.
+            prometheus_client.start_http_server(settings.worker_metrics_port, addr=settings.api_host)
         pool = await until_available(
             "mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size)
         )
@@ -112,16 +117,35 @@ def create_app(settings: Settings) -> faust.App:
     async def convert_uploaded(stream: faust.StreamT) -> None:
         async for event in stream.events():
             res = await runtime.get()
-            await handlers.guarded(
-                res, services.CONVERTER, IMAGE_UPLOADED_TOPIC, event.key, event.value, handlers.handle_uploaded
-            )
+            with metrics.IN_FLIGHT.labels(IMAGE_UPLOADED_TOPIC).track_inprogress():
+                await handlers.guarded(
+                    res, services.CONVERTER, IMAGE_UPLOADED_TOPIC, event.key, event.value, handlers.handle_uploaded
+                )
 
     async def accept_upload_commands(stream: faust.StreamT) -> None:
         async for event in stream.events():
             res = await runtime.get()
-            await handlers.guarded(
-                res, handlers.COMMANDS, UPLOAD_REQUESTED_TOPIC, event.key, event.value, handlers.handle_upload_command
-            )
+            with metrics.IN_FLIGHT.labels(UPLOAD_REQUESTED_TOPIC).track_inprogress():
+                await handlers.guarded(
+                    res,
+                    handlers.COMMANDS,
+                    UPLOAD_REQUESTED_TOPIC,
+                    event.key,
+                    event.value,
+                    handlers.handle_upload_command,
+                )
+
+    async def measure_lag() -> None:
+        """End offset minus committed offset of each partition of the agents' topics this worker holds."""
+        consumer = app.consumer
+        assigned = {tp for tp in consumer.assignment() if tp.topic in (IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC)}
+        ends = await consumer.highwaters(*assigned) if assigned else {}
+        committed = getattr(consumer, "_committed_offset", {})  # faust-streaming's own record of commits
+        metrics.CONSUMER_LAG.clear()
+        for tp, end in ends.items():
+            done = committed.get(tp)
+            behind = end if done is None else end - (done + 1)  # Faust keeps the last committed message
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
 
     app.agent(uploaded, name="convert-uploaded", concurrency=concurrency)(convert_uploaded)
     app.agent(commands, name="accept-upload-commands", concurrency=max(1, concurrency // 2))(accept_upload_commands)
@@ -146,6 +170,9 @@ def create_app(settings: Settings) -> faust.App:
         res = await runtime.get()
         rows = await idempotency.sweep(res.pool, now=datetime.now(UTC))
         log.info("sweep_finished", sweep="idempotency_keys", rows=rows)
+
+    if settings.worker_metrics_port:
+        app.timer(LAG_INTERVAL_S)(measure_lag)
 
     async def reload_references() -> None:
         await (await runtime.get()).references.reload()

@@ -34,6 +34,7 @@ from core import fields, services, uploads
 from core.errors import DomainError
 from core.events import IMAGE_UPLOADED, UPLOAD_REQUESTED, Envelope, EnvelopeError, image_processed
 from core.settings import Settings
+from workers import metrics
 
 log = structlog.get_logger("workers")
 COMMANDS = "upload-commands"  # processed_events.consumer of the upload-command agent
@@ -76,6 +77,7 @@ async def record_poison(res: Resources, consumer: str, event_id: str, reason: st
                 await uow.commit()
 
     await until_available("mariadb", retry_on=is_transient, attempt=record)
+    metrics.POISON.labels(consumer).inc()
     log.error("message_skipped", consumer=consumer, event_id=event_id, reason=reason)
 
 
@@ -118,7 +120,9 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
         retry_on=is_transient,
         attempt=lambda: conversions.claim(res.pool, services.CONVERTER, env.event_id, image_id, datetime.now(UTC)),
     )
+    source_format = origin_key.rpartition(".")[2].upper() or "UNKNOWN"
     if claim.done:
+        metrics.CONVERSIONS.labels("skipped", source_format).inc()
         log.info("conversion_skipped", reason="already processed")
         return "skipped"
     if claim.attempt > res.settings.convert_max_attempts:
@@ -128,7 +132,8 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
         )
     else:
         stem = uploads.image_key(category, created, image_id, uploads.WEBP).removesuffix(".webp")
-        outcome = await _convert(res, origin_key, stem)
+        with metrics.CONVERSION_SECONDS.time():
+            outcome = await _convert(res, origin_key, stem)
     settings = res.settings
 
     async def complete() -> services.Completion:
@@ -147,6 +152,7 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
     if done.origin_to_remove:
         await asyncio.to_thread(res.store.remove, done.origin_to_remove)
     status = done.image.status.value if done.image else "MISSING"
+    metrics.CONVERSIONS.labels(status if done.applied else "skipped", source_format).inc()
     log.info(
         "image_converted" if outcome.ready else "conversion_failed",
         applied=done.applied,

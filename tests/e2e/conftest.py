@@ -20,9 +20,10 @@ class Stack:
     settings: Settings
     log_dir: Path
     processes: dict[str, Process] = field(default_factory=dict)
+    worker_metrics_port: int = 0
 
-    def start(self, name: str, args: list[str]) -> Process:
-        self.processes[name] = Process(name, args, self.settings, self.log_dir)
+    def start(self, name: str, args: list[str], settings: Settings | None = None) -> Process:
+        self.processes[name] = Process(name, args, settings or self.settings, self.log_dir)
         return self.processes[name]
 
     def logs(self) -> str:
@@ -48,7 +49,11 @@ def stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFactory)
     try:
         api = s.start("api", ["api"])
         s.start("relay", ["outbox"])
-        workers = s.start("workers-1", ["workers", "worker"])
+        # workers-1 alone serves its metrics (every process needs a port of its own).
+        s.worker_metrics_port = services.free_port()
+        workers = s.start(
+            "workers-1", ["workers", "worker"], replace(settings, worker_metrics_port=s.worker_metrics_port)
+        )
         services.wait_until(lambda: services.port_answers(port), timeout_s=30, what="the api to listen")
         services.wait_until(lambda: worker_ready(workers), timeout_s=60, what="workers-1 to join its group")
         assert api.alive()

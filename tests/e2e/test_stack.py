@@ -34,6 +34,46 @@ async def test_an_upload_becomes_ready_and_is_served_at_its_url(api: ImageClient
     assert processed[0].value["eventType"] == "IMAGE_READY"
 
 
+async def test_a_worker_serves_its_metrics(api: ImageClient, stack: Stack) -> None:
+    """workers-1 is the only worker so far: the upload above was converted there."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{stack.worker_metrics_port}/metrics"
+
+    async def scrape() -> dict[str, list]:  # type: ignore[type-arg]
+        status, body = await api.get(url)
+        assert status == 200
+        return {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
+
+    async def caught_up() -> dict[str, list] | None:  # type: ignore[type-arg]
+        families = await scrape()
+        lag = families.get("worker_consumer_lag_messages")
+        return families if lag and all(s.value == 0 for s in lag) else None
+
+    # Measured every 10 s; offsets are committed every few seconds: poll until it reads 0 behind.
+    families = await services.eventually(caught_up, timeout_s=60, what="the consumer lag to be measured at 0")
+    assert isinstance(families, dict)
+    ready = [
+        s
+        for s in families["image_conversions"]
+        if s.name == "image_conversions_total" and s.labels["outcome"] == "READY"
+    ]
+    assert ready and ready[0].labels["format"] == "JPG" and ready[0].value >= 1
+    assert any(
+        s.name == "image_conversion_seconds_count" and s.value >= 1 for s in families["image_conversion_seconds"]
+    )
+    lag = families["worker_consumer_lag_messages"]
+    assert {s.labels["topic"] for s in lag} <= {"image-uploaded", "image-upload-requested"} and all(
+        s.value == 0 for s in lag
+    )
+    assert {s.labels["reason"] for s in families["conversion_process_restarts"]} >= {
+        "out_of_memory",
+        "timeout",
+        "crashed",
+    }
+    assert "worker_messages_in_flight" in families and "worker_poison_messages" in families
+
+
 async def test_an_uploaded_then_confirmed_list_is_announced(api: ImageClient, stack: Stack) -> None:
     _, uploaded = await api.upload([(f"{n}.png", images.png(20 + n, 20)) for n in range(3)], category="PRODUCT")
     ids = [u["id"] for u in uploaded]
