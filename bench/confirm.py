@@ -11,16 +11,14 @@ import argparse
 import asyncio
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import aiohttp
-from harness import at_fixed_rate, bench_environment, logs, start, summary_ms, wait_port, write_results
+from harness import at_fixed_rate, bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
 from relay import Arrivals
 
 from adapters import mariadb
 from core.settings import Settings
-from tests import services
 
 TOPIC = "post-image-changed"
 
@@ -70,8 +68,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     with bench_environment("confirm") as settings:
-        port = services.free_port()
-        settings = replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/")
+        settings = with_api_port(settings)
+        port = settings.api_port
         log_dir = logs("confirm")
         procs = [start("relay", ["outbox"], settings, log_dir), start("api", ["api"], settings, log_dir)]
         try:

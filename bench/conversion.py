@@ -17,10 +17,9 @@ import multiprocessing
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 
-from harness import bench_environment, logs, start, summary_ms, wait_port, write_results
+from harness import bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
 from PIL import Image, ImageOps
 
 from adapters import mariadb
@@ -147,8 +146,8 @@ def main() -> None:
     cores = len(__import__("os").sched_getaffinity(0))
     rows = []
     with bench_environment("conversion", convert_processes=cores, worker_concurrency=2 * cores) as settings:
-        port = services.free_port()
-        settings = replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/", log_level="INFO")
+        settings = with_api_port(settings, log_level="INFO")
+        port = settings.api_port
         log_dir = logs("conversion")
         procs = [
             start("relay", ["outbox"], settings, log_dir),

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import secrets
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import psutil
-from harness import bench_environment, logs, start, wait_port, write_results
+from harness import bench_environment, logs, start, wait_port, with_api_port, write_results
 
-from tests import fuzz, services
+from tests import fuzz
 
 
 def main() -> None:
@@ -26,8 +25,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=300, help="cases per operation and phase in one round")
     args = parser.parse_args()
     with bench_environment("fuzz") as settings:
-        port = services.free_port()
-        settings = replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/", log_level="INFO")
+        settings = with_api_port(settings, log_level="INFO")
+        port = settings.api_port
         log_dir = logs("fuzz")
         procs = [
             start("relay", ["outbox"], settings, log_dir),

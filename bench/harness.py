@@ -111,6 +111,12 @@ def bench_environment(name: str, **overrides: Any) -> Iterator[Settings]:
         shutil.rmtree(upload_dir, ignore_errors=True)
 
 
+def with_api_port(settings: Settings, **overrides: Any) -> Settings:
+    """The settings of an api on a free port, its URLs pointing at it."""
+    port = services.free_port()
+    return replace(settings, api_port=port, base_url=f"http://127.0.0.1:{port}/images/", **overrides)
+
+
 def logs(bench: str) -> Path:
     """The folder a benchmark's processes log to (kept after the run, for reading)."""
     folder = Path(f"/tmp/images-bench-{bench}-logs")

@@ -115,13 +115,8 @@ class PrivateMariaDb:
         self.process.wait(30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            services.stop_process(self.process, timeout_s=60)
 
 
 class Trees:

@@ -61,6 +61,18 @@ async def eventually(check: Callable[[], object], *, timeout_s: float, what: str
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
 
 
+def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """SIGTERM and wait; SIGKILL after `timeout_s` (a service of the tests, not a shell under test)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def docker_answers() -> bool:
     """Tell whether a Docker engine answers (testcontainers needs one)."""
     if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
@@ -163,12 +175,7 @@ class Tansu:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout_s=10)
             self.process = None
 
 
