@@ -1,4 +1,4 @@
-"""`python -m workers worker | health | send-upload FILE --category C --uploader-id U | sweep WHICH`."""
+"""`python -m workers worker | health | send-upload FILE ... | sweep WHICH | show ID | poison | outbox [retry]`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from adapters.storage import FileStore
 from adapters.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings
+from workers import admin
 from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
 
 
@@ -38,6 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sub.add_parser("health", help="exit 0 when MariaDB and Kafka answer (container HEALTHCHECK)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
     sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency"])
+    admin.add_commands(sub)
     return parser.parse_args(argv)
 
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(check_health(settings)))
     elif args.command == "send-upload":
         asyncio.run(send_upload(settings, args))
+    elif args.command in ("show", "poison", "outbox"):
+        sys.exit(asyncio.run(admin.run(settings, args)))
     else:
         asyncio.run(run_sweep(settings, args.which))
 

@@ -8,9 +8,13 @@ import aiomysql
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.converter import ConverterPool
+from adapters.reference_cache import ReferenceCache
+from adapters.storage import FileStore
 from api.app import create_app
 from api.server import ApiRunner
 from core.settings import Settings
+from workers import handlers
 
 ClientFactory = Callable[[Settings], Awaitable[TestClient]]
 
@@ -46,3 +50,13 @@ async def fetch_all(pool: aiomysql.Pool, sql: str, *args: object) -> list[tuple]
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(sql, args)
         return list(await cur.fetchall())
+
+
+@pytest.fixture
+async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[handlers.Resources]:
+    """What a worker's handlers share, on the test database, with one conversion process."""
+    cache = ReferenceCache(pool)
+    await cache.reload()
+    converter = ConverterPool(settings, processes=1)
+    yield handlers.Resources(settings, pool, cache, FileStore(settings.upload_dir), converter)
+    converter.shutdown()

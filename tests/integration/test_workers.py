@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,25 +14,12 @@ import aiomysql
 import pytest
 from PIL import Image
 
-from adapters.converter import ConverterPool
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
-from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
-from core.settings import Settings
 from tests import images
 from tests.integration.conftest import fetch_all
 from workers import handlers
-
-
-@pytest.fixture
-async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[handlers.Resources]:
-    cache = ReferenceCache(pool)
-    await cache.reload()
-    converter = ConverterPool(settings, processes=1)
-    yield handlers.Resources(settings, pool, cache, FileStore(settings.upload_dir), converter)
-    converter.shutdown()
 
 
 async def upload(res: handlers.Resources, data: bytes, name: str = "a.jpg") -> tuple[str, bytes, bytes]:

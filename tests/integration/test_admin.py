@@ -1,0 +1,72 @@
+"""The admin commands of `python -m workers` (show, poison, outbox, outbox retry) against real MariaDB."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from tests import images
+from tests.integration.conftest import fetch_all
+from tests.integration.test_workers import upload
+from workers import admin, handlers
+from workers.__main__ import parse_args
+
+
+async def run(settings, capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    capsys.readouterr()  # what the test logged so far is not the command's output
+    code = await admin.run(settings, parse_args(list(argv)))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+async def test_show_tells_an_images_whole_story(resources, capsys) -> None:  # type: ignore[no-untyped-def]
+    image_id, key, value = await upload(resources, images.jpeg(60, 40))
+    assert await handlers.handle_uploaded(resources, key, value) == "READY"
+    code, out, _ = await run(resources.settings, capsys, "show", image_id)
+    story = json.loads(out)
+    assert code == 0 and story["image"]["status"] == "READY"
+    assert [(h["from"], h["to"]) for h in story["history"]] == [(None, "TEMP"), ("TEMP", "READY")]
+    assert [e["eventType"] for e in story["events"]] == ["IMAGE_UPLOADED", "IMAGE_READY"]
+    assert story["conversionAttempts"]["attempts"] == 1 and story["storage"]["width"] == 60
+    code, _, err = await run(resources.settings, capsys, "show", str(uuid.uuid4()))
+    assert code == admin.NOT_FOUND and "no image" in err
+
+
+async def test_poison_lists_what_was_skipped(resources, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert await handlers.handle_uploaded(resources, b"k", b"not json") == "poison"
+    code, out, _ = await run(resources.settings, capsys, "poison")
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and row["consumer"] == "image-converter" and row["reason"].startswith("bad message")
+
+
+async def test_outbox_shows_pending_and_retry_requeues_failed_rows(resources, capsys, pool) -> None:  # type: ignore[no-untyped-def]
+    await upload(resources, images.jpeg())  # one pending IMAGE_UPLOADED (no relay runs here)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, created_at, status, attempts, last_error)"
+            " VALUES (%s, 'image-processed', 'k', 'IMAGE_READY', '{}', %s, 'FAILED', 1, 'MessageSizeTooLarge')",
+            (str(uuid.uuid4()), now),
+        )
+    code, out, _ = await run(resources.settings, capsys, "outbox")
+    rows = {r["topic"]: r for r in map(json.loads, out.splitlines())}
+    assert code == 0 and rows["image-uploaded"]["pending"] == 1 and rows["image-processed"]["failed"] == 1
+    assert rows["image-uploaded"]["oldestPendingAgeS"] >= 0
+    code, out, err = await run(resources.settings, capsys, "outbox", "retry", "--dry-run")
+    assert code == 0 and "dry run" in err and json.loads(out)["lastError"] == "MessageSizeTooLarge"
+    assert await fetch_all(pool, "SELECT status FROM outbox WHERE topic = 'image-processed'") == [("FAILED",)]
+    code, _, err = await run(resources.settings, capsys, "outbox", "retry")
+    assert code == 0 and "re-queued 1" in err
+    assert await fetch_all(pool, "SELECT status FROM outbox WHERE topic = 'image-processed'") == [("PENDING",)]
+    code, _, _ = await run(resources.settings, capsys, "outbox", "retry")
+    assert code == admin.NOT_FOUND  # nothing left to retry
+
+
+def test_every_admin_command_has_help() -> None:
+    for command in ("show", "poison", "outbox"):
+        with pytest.raises(SystemExit) as done:
+            parse_args([command, "--help"])
+        assert done.value.code == 0
