@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import multiprocessing
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
-from harness import bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
+from harness import RESULTS, bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
 from PIL import Image, ImageOps
 
 from adapters import mariadb
@@ -103,8 +104,22 @@ async def pipeline(settings: Settings, photos: list[bytes], parallel: int | None
     return whole, steady
 
 
+BREAKDOWN = (
+    "SELECT i.created_at, o.published_at, a.last_started_at, h.updated_at FROM images i"
+    " JOIN outbox o ON o.message_key = i.image_id AND o.topic = 'image-uploaded'"
+    " JOIN conversion_attempts a ON a.image_id = i.image_id"
+    " JOIN status_history h ON h.image_id = i.image_id AND h.new_status = 'READY' WHERE i.image_id IN ({})"
+)
+
+
 async def latency(settings: Settings, photo: bytes, uploads: int, gap_s: float) -> dict:
-    """Upload one photo at a time over HTTP; latency = READY time - upload time (server clocks)."""
+    """Upload one photo at a time over HTTP; latency = READY time - upload time (server clocks).
+
+    With its legs, from the rows' own timestamps: relay (upload commit to the broker's ack of
+    IMAGE_UPLOADED), consumer (ack to the worker counting its attempt, i.e. the fetch and the
+    agent's queue), conversion (attempt to READY: converting in the process pool, writing the
+    file and the READY transaction).
+    """
     client = ImageClient(f"http://127.0.0.1:{settings.api_port}")
     ids = []
     try:
@@ -128,9 +143,22 @@ async def latency(settings: Settings, photo: bytes, uploads: int, gap_s: float) 
         if len(rows) == len(ids):
             break
         await asyncio.sleep(0.1)
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(BREAKDOWN.format(marks), ids)
+        legs = await cur.fetchall()
     pool.close()
     await pool.wait_closed()
-    return summary_ms([(ready - created).total_seconds() for created, ready in rows])
+
+    def p50(pairs: list[tuple[datetime, datetime]]) -> float:
+        return summary_ms([(b - a).total_seconds() for a, b in pairs])["p50_ms"]
+
+    return summary_ms([(ready - created).total_seconds() for created, ready in rows]) | {
+        "p50_legs_ms": {
+            "relay": p50([(c, p) for c, p, _, _ in legs]),
+            "consumer": p50([(p, s) for _, p, s, _ in legs]),
+            "conversion": p50([(s, r) for _, _, s, r in legs]),
+        }
+    }
 
 
 def main() -> None:
@@ -138,6 +166,9 @@ def main() -> None:
     parser.add_argument("--hd", type=int, default=96, help="1080p photos")
     parser.add_argument("--mp12", type=int, default=12, help="12 MP photos")
     parser.add_argument("--repeat", type=int, default=5, help="runs per set; the median is reported")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="measure upload-to-READY only, keeping the last throughput"
+    )
     args = parser.parse_args()
     sets = {
         "1080p": [images.noisy_jpeg(1920, 1080, seed=n) for n in range(args.hd)],
@@ -156,7 +187,7 @@ def main() -> None:
         try:
             services.wait_until(lambda: "Worker ready" in procs[1].log(), timeout_s=60, what="worker ready")
             asyncio.run(pipeline(settings, sets["1080p"][:2]))  # warm the worker's conversion processes
-            for name, photos in sets.items():
+            for name, photos in {} if args.latency_only else sets.items():
                 # Median of alternating runs: this shared 2-core machine varies by +-10% run to run.
                 raws, tuneds, wholes, steadies = [], [], [], []
                 for _ in range(args.repeat):
@@ -192,6 +223,8 @@ def main() -> None:
         finally:
             for p in reversed(procs):
                 p.terminate()
+    if args.latency_only:
+        rows = json.loads((RESULTS / "conversion.json").read_text())["throughput"]
     write_results("conversion", {"cores": cores, "throughput": rows, "upload_to_ready_1080p_light_load": light})
 
 

@@ -206,13 +206,19 @@ class Settings:
         "RELAY_POLL_INTERVAL_S", _positive_float, 0.01, "Relay poll interval right after work"
     )
     relay_idle_interval_s: float = _setting(
-        "RELAY_IDLE_INTERVAL_S", _positive_float, 0.1, "Longest relay poll interval when idle"
+        "RELAY_IDLE_INTERVAL_S", _positive_float, 0.03, "Longest relay poll interval when idle"
     )
     relay_standby_interval_s: float = _setting(
         "RELAY_STANDBY_INTERVAL_S", _positive_float, 1.0, "How often a standby relay tries the lock"
     )
     relay_retention_days: float = _setting(
         "RELAY_RETENTION_DAYS", _positive_float, 7.0, "Published outbox rows are kept this long"
+    )
+    worker_fetch_max_wait_ms: int = _setting(
+        "WORKER_FETCH_MAX_WAIT_MS",
+        _positive_int,
+        100,
+        "Longest a worker's Kafka fetch waits for records (faust's fixed 1500 held READY back on tansu)",
     )
     worker_metrics_port: int = _setting(
         "WORKER_METRICS_PORT", _port, 0, "Port of a worker's Prometheus /metrics (0 = off)"

@@ -21,7 +21,7 @@ from adapters.webp import configure_pillow
 from core import services
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
-from workers import handlers, metrics
+from workers import handlers, metrics, transport
 
 log = structlog.get_logger("workers")
 
@@ -81,8 +81,9 @@ class Runtime:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the worker app: conversion and upload-command agents, leader-only schedules."""
-    app = faust.App(
+    app = transport.App(
         settings.worker_app_id,
+        fetch_max_wait_ms=settings.worker_fetch_max_wait_ms,
         broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap.split(",") if s.strip()],
         store="memory://",
         web_enabled=False,

@@ -17,6 +17,7 @@ from PIL import Image
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
+from core.settings import Settings
 from tests import images
 from tests.integration.conftest import fetch_all
 from workers import handlers
@@ -321,3 +322,15 @@ async def test_a_finished_conversion_counts_one_attempt(resources) -> None:  # t
     assert await fetch_all(
         resources.pool, "SELECT attempts FROM conversion_attempts WHERE image_id = %s", image_id
     ) == [(1,)]
+
+
+async def test_the_workers_kafka_consumer_waits_at_most_the_setting(settings: Settings) -> None:
+    """faust-streaming fixes the fetch wait at 1500 ms; the worker's consumer takes the setting."""
+    from workers.app import create_app
+
+    app = create_app(replace(settings, worker_fetch_max_wait_ms=42))
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)  # built, not started
+    try:
+        assert consumer._fetch_max_wait_ms == 42
+    finally:
+        await consumer.stop()
