@@ -14,7 +14,7 @@ import structlog
 from aiohttp import hdrs, web
 
 from adapters.mariadb import is_unreachable
-from api import keys
+from api import keys, metrics
 from core.errors import DomainError
 from core.events import iso
 
@@ -73,6 +73,7 @@ def error_body(status: int, code: str, message: str, path: str) -> bytes:
 
 def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
     """Return the CONTRACT section 2 error response."""
+    request[keys.ERROR_CODE] = code
     return web.Response(
         status=status, body=error_body(status, code, message, request.path), content_type="application/json"
     )
@@ -124,13 +125,15 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
 
 
 def _log_request(request: web.Request, status: int, started: float, **extra: Any) -> None:
-    """The request's one canonical log line."""
+    """The request's one canonical log line, and its metrics."""
+    seconds = time.perf_counter() - started
+    metrics.observe(request, status, request.get(keys.ERROR_CODE), seconds)
     log.info(
         "request_handled",
         method=request.method,
         path=request.path,
         status=status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=round(seconds * 1000, 2),
         **request.get(keys.LOG_FIELDS, {}),
         **extra,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from adapters import queries
@@ -37,7 +37,8 @@ async def metrics(request: web.Request) -> web.Response:
         pending.labels(status=status).set(state.get(status, (0, None))[0])
     oldest = state.get("PENDING", (0, None))[1]
     age.set(0 if oldest is None else (datetime.now(UTC) - oldest.replace(tzinfo=UTC)).total_seconds())
-    response = web.Response(body=generate_latest(registry))
+    # The database's state, then this process's own counters (api/metrics.py).
+    response = web.Response(body=generate_latest(registry) + generate_latest(REGISTRY))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
     return response

@@ -24,3 +24,4 @@ CONVERTER = web.AppKey("converter", ConverterPool)
 OUTAGE = web.AppKey("outage", Outage)  # MariaDB's: one log line per outage, requests answer 503
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)
+ERROR_CODE = web.RequestKey("error_code", str)  # the contract's code of an error answer, for the metrics

@@ -26,7 +26,7 @@ from multipart import (
 
 from adapters.group_commit import GroupedUnitOfWork
 from adapters.ingest import IncomingFile, ingest
-from api import idempotent, keys
+from api import idempotent, keys, metrics
 from core import errors, idempotency
 from core.idempotency import Remember, StoredAnswer
 from core.images import Image, ImageStatus
@@ -90,6 +90,7 @@ async def upload(request: web.Request) -> web.Response:
             remember=remember,
         )
         request[keys.LOG_FIELDS] = {"image_ids": [i.image_id for i in images], "sync": sync}
+        metrics.UPLOAD_BYTES.inc(sum(len(f.data) for f in files))
         return images
 
     return await idempotent.answer_once(request, keyed, lambda images: _answer(images, many=bool(multi)), work)
