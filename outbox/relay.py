@@ -136,13 +136,19 @@ class Relay:
                     await conn.rollback()
                     return None
                 started = time.perf_counter()
-                outcome = settle(rows, await self._send_all(rows))
+                results = await self._send_all(rows)
+                acked_at = datetime.now(UTC)
+                outcome = settle(rows, results)
                 self._mark(tx, outcome)
                 await tx.commit()
             except BaseException:
                 await _rollback_quietly(conn)
                 raise
         self._log_batch(rows, outcome, time.perf_counter() - started)
+        published = set(outcome.published)
+        for row in rows:
+            if row.id in published:
+                metrics.COMMIT_TO_ACK.observe((acked_at - row.created_at.replace(tzinfo=UTC)).total_seconds())
         return outcome
 
     async def _send_all(self, rows: Sequence[Row]) -> list[BaseException | None]:

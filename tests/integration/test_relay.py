@@ -286,5 +286,6 @@ async def test_the_relay_serves_its_metrics(settings: Settings, pool: aiomysql.P
         text = await services.eventually(scraped, timeout_s=20, what="the relay's metrics to count 10 rows")
         assert "outbox_relay_active 1.0" in str(text)
         assert "outbox_publish_seconds_count" in str(text)
+        assert "outbox_commit_to_ack_seconds_count 10.0" in str(text)  # one per published row
     finally:
         assert relay.terminate() == 0
