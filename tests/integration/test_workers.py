@@ -329,8 +329,10 @@ async def test_the_workers_kafka_consumer_waits_at_most_the_setting(settings: Se
     from workers.app import create_app
 
     app = create_app(replace(settings, worker_fetch_max_wait_ms=42))
-    consumer = app.consumer._thread._create_worker_consumer(app.transport)  # built, not started
+    thread = app.consumer._thread  # a service thread with an event loop of its own, never started here
+    consumer = thread._create_worker_consumer(app.transport)  # built, not started
     try:
         assert consumer._fetch_max_wait_ms == 42
     finally:
         await consumer.stop()
+        thread.thread_loop.close()
