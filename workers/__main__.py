@@ -21,7 +21,7 @@ from adapters.storage import FileStore
 from adapters.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings
-from workers import admin
+from workers import admin, watch
 from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
 
 
@@ -40,6 +40,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
     sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency"])
     admin.add_commands(sub)
+    watch.add_command(sub)
     return parser.parse_args(argv)
 
 
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(check_health(settings)))
     elif args.command == "send-upload":
         asyncio.run(send_upload(settings, args))
+    elif args.command == "watch":
+        sys.exit(asyncio.run(watch.run(settings, args)))
     elif args.command in ("show", "poison", "outbox"):
         sys.exit(asyncio.run(admin.run(settings, args)))
     else:

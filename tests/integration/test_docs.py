@@ -20,7 +20,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 def browser() -> str:
     found = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
     if found is None:
-        services.unavailable("a headless Chromium (python scripts/devstack.py browser installs Debian's)")
+        services.unavailable("a headless Chromium (python scripts/devstack.py tools installs Debian's)")
     return str(found)
 
 
