@@ -21,6 +21,7 @@ class Stack:
     log_dir: Path
     processes: dict[str, Process] = field(default_factory=dict)
     worker_metrics_port: int = 0
+    relay_metrics_port: int = 0
 
     def start(self, name: str, args: list[str], settings: Settings | None = None) -> Process:
         self.processes[name] = Process(name, args, settings or self.settings, self.log_dir)
@@ -48,7 +49,8 @@ def stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFactory)
     s = Stack(settings, root)
     try:
         api = s.start("api", ["api"])
-        s.start("relay", ["outbox"])
+        s.relay_metrics_port = services.free_port()
+        s.start("relay", ["outbox"], replace(settings, relay_metrics_port=s.relay_metrics_port))
         # workers-1 alone serves its metrics (every process needs a port of its own).
         s.worker_metrics_port = services.free_port()
         workers = s.start(

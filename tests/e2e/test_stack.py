@@ -74,6 +74,50 @@ async def test_a_worker_serves_its_metrics(api: ImageClient, stack: Stack) -> No
     assert "worker_messages_in_flight" in families and "worker_poison_messages" in families
 
 
+async def test_every_metric_the_dashboard_and_alerts_use_is_exported(api: ImageClient, stack: Stack) -> None:
+    """Scrape the api, workers-1 (still the only worker) and the relay after a poison message too."""
+    from aiokafka import AIOKafkaProducer
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests import monitoring
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait("image-uploaded", b"not an envelope", key=b"poison")
+    finally:
+        await producer.stop()
+    urls = {
+        "api": f"http://127.0.0.1:{stack.settings.api_port}/metrics",
+        "worker": f"http://127.0.0.1:{stack.worker_metrics_port}/metrics",
+        "relay": f"http://127.0.0.1:{stack.relay_metrics_port}/metrics",
+    }
+
+    async def exported() -> dict[str, dict[str, float]] | None:
+        found: dict[str, dict[str, float]] = {}
+        for job, url in urls.items():
+            status, body = await api.get(url)
+            if status != 200:
+                return None
+            names: dict[str, float] = {}
+            for family in text_string_to_metric_families(body.decode()):
+                kinds = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
+                names |= {family.name + suffix: 0.0 for suffix in kinds}
+                for s in family.samples:
+                    names[s.name] = names.get(s.name, 0.0) + s.value
+            found[job] = names
+        return found if found["worker"].get("worker_poison_messages_total", 0) >= 1 else None
+
+    found = await services.eventually(exported, timeout_s=30, what="the poison message to be counted")
+    assert isinstance(found, dict)
+    everything = set().union(*found.values())
+    assert monitoring.used_metric_names() <= everything, sorted(monitoring.used_metric_names() - everything)
+    # The counters moved: an upload and its conversion happened in this stack before, then the poison message.
+    assert found["api"]["image_uploads_total"] >= 1 and found["api"]["http_requests_total"] >= 1
+    assert found["worker"]["image_conversions_total"] >= 1
+    assert found["relay"]["outbox_commit_to_ack_seconds_count"] >= 1
+
+
 async def test_an_uploaded_then_confirmed_list_is_announced(api: ImageClient, stack: Stack) -> None:
     _, uploaded = await api.upload([(f"{n}.png", images.png(20 + n, 20)) for n in range(3)], category="PRODUCT")
     ids = [u["id"] for u in uploaded]

@@ -60,3 +60,26 @@ def test_every_process_command_in_compose_is_documented_in_the_readme() -> None:
 def test_images_run_as_a_non_root_user_with_a_healthcheck(dockerfile: str) -> None:
     text = (ROOT / dockerfile).read_text()
     assert re.search(r"^USER 10001", text, flags=re.MULTILINE) and "HEALTHCHECK" in text
+
+
+def test_the_monitoring_files_parse_and_every_alert_says_what_it_means() -> None:
+    from tests import monitoring
+
+    prometheus = yaml.safe_load((ROOT / "compose" / "prometheus" / "prometheus.yml").read_text())
+    assert {job["job_name"] for job in prometheus["scrape_configs"]} == {"api", "worker", "relay"}
+    assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    rules = monitoring.alert_rules()
+    assert rules and all(r["alert"] and r["expr"] and r["for"] and r["annotations"]["summary"] for r in rules)
+    assert all(monitoring.dashboard_exprs())
+    compose = yaml.safe_load(COMPOSE_FILES[0].read_text())
+    assert {"prometheus", "grafana"} <= set(compose["services"])
+    readme = (ROOT / "README.md").read_text()
+    runbook = readme.split("## Runbook", 1)[1]
+    assert all(f"`{r['alert']}`" in runbook for r in rules), "every alert has its runbook entry"
+
+
+def test_metric_names_are_read_out_of_promql() -> None:
+    from tests.monitoring import metric_names
+
+    expr = 'sum by (le) (rate(a_seconds_bucket{route="/x"}[5m])) / max(b_total) and deriv(sum(c)[10m:1m]) > 0'
+    assert metric_names(expr) == {"a_seconds_bucket", "b_total", "c"}
