@@ -118,6 +118,19 @@ def plan_confirm(
     return ConfirmPlan(rule.code, reference_id, images, changes, sequence, event)
 
 
+def plan_replay(rule: ReferenceRule, reference_id: str, current: Sequence[Image]) -> ConfirmPlan:
+    """The reference's current state as a plan that changes nothing but announces it again.
+
+    The event is the one a confirm of that list would send: IMAGE_CHANGED for a single-image
+    type, IMAGES_CHANGED for a multi-image one, IMAGES_DELETED when the reference has no images.
+    """
+    if not current:
+        return ConfirmPlan(rule.code, reference_id, [], event=IMAGES_DELETED)
+    sequence = [SequenceEntry(image.image_id, n) for n, image in enumerate(current)]
+    event = IMAGES_CHANGED if rule.allows_multiple else IMAGE_CHANGED
+    return ConfirmPlan(rule.code, reference_id, list(current), [], sequence, event)
+
+
 def plan_delete_all(
     reference_type: str, reference_id: str, current: Sequence[Image], *, at: datetime, by: str | None
 ) -> ConfirmPlan:

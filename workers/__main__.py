@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(send_upload(settings, args))
     elif args.command == "watch":
         sys.exit(asyncio.run(watch.run(settings, args)))
-    elif args.command in ("show", "poison", "outbox"):
+    elif args.command in ("show", "poison", "outbox", "replay"):
         sys.exit(asyncio.run(admin.run(settings, args)))
     else:
         asyncio.run(run_sweep(settings, args.which))

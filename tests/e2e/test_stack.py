@@ -75,12 +75,16 @@ async def test_a_worker_serves_its_metrics(api: ImageClient, stack: Stack) -> No
 
 
 async def test_every_metric_the_dashboard_and_alerts_use_is_exported(api: ImageClient, stack: Stack) -> None:
-    """Scrape the api, workers-1 (still the only worker) and the relay after a poison message too."""
+    """Scrape the api, workers-1 (still the only worker) and the relay after an upload, its conversion,
+    a confirm and a poison message."""
     from aiokafka import AIOKafkaProducer
     from prometheus_client.parser import text_string_to_metric_families
 
     from tests import monitoring
 
+    _, (uploaded,) = await api.upload([("m.jpg", images.jpeg(50, 40))], category="PRODUCT")
+    await wait_ready(api, uploaded["id"])
+    assert (await api.confirm(f"product-m-{uploaded['id'][:8]}", [uploaded["id"]]))[0] == 200
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap)
     await producer.start()
     try:
@@ -112,8 +116,9 @@ async def test_every_metric_the_dashboard_and_alerts_use_is_exported(api: ImageC
     assert isinstance(found, dict)
     everything = set().union(*found.values())
     assert monitoring.used_metric_names() <= everything, sorted(monitoring.used_metric_names() - everything)
-    # The counters moved: an upload and its conversion happened in this stack before, then the poison message.
+    # The counters moved.
     assert found["api"]["image_uploads_total"] >= 1 and found["api"]["http_requests_total"] >= 1
+    assert found["api"]["image_confirms_total"] >= 1
     assert found["worker"]["image_conversions_total"] >= 1
     assert found["relay"]["outbox_commit_to_ack_seconds_count"] >= 1
 
@@ -246,3 +251,33 @@ async def test_the_readmes_quickstart_runs_as_written(stack: Stack, tmp_path) ->
     assert len(event["value"]["payload"]["images"]) == 1
     webp = (tmp_path / "photo.webp").read_bytes()
     assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
+
+
+async def test_the_admin_commands_on_the_running_stack(api: ImageClient, stack: Stack) -> None:
+    """show, poison, outbox and replay, as an operator runs them, against this stack's database and broker."""
+    import json
+
+    _, uploaded = await api.upload([(f"{n}.png", images.png(30 + n, 20)) for n in range(2)], category="POST")
+    ids = [u["id"] for u in uploaded]
+    await asyncio.gather(*(wait_ready(api, i) for i in ids))
+    reference = f"post-{ids[0][:8]}"
+    assert (await api.confirm(reference, ids))[0] == 200
+
+    shown = await asyncio.to_thread(workers_cli, stack, "show", ids[0])
+    assert shown.returncode == 0, shown.stderr
+    story = json.loads(shown.stdout[shown.stdout.index("{\n") :])  # after any one-line JSON log
+    assert story["image"]["status"] == "CONFIRMED" and story["sequence"][0]["referenceId"] == reference
+    assert (await asyncio.to_thread(workers_cli, stack, "show", "no-such-image")).returncode == 1
+    assert (await asyncio.to_thread(workers_cli, stack, "poison")).returncode == 0
+    outbox = await asyncio.to_thread(workers_cli, stack, "outbox")
+    assert outbox.returncode == 0, outbox.stderr
+
+    replayed = await asyncio.to_thread(workers_cli, stack, "replay", reference)
+    assert replayed.returncode == 0 and "wrote 1 events" in replayed.stderr, replayed.stderr
+    first, again = await read_messages(
+        stack.settings.kafka_bootstrap, "post-image-changed", match=lambda m: m.key == reference, count=2
+    )
+    assert again.value["eventId"] != first.value["eventId"]  # a new event...
+    assert again.value["payload"] == first.value["payload"]  # ...with the current list
+    nothing = await asyncio.to_thread(workers_cli, stack, "replay", "never-confirmed")
+    assert nothing.returncode == 1

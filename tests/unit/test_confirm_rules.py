@@ -135,3 +135,21 @@ def test_a_reference_id_or_image_id_longer_than_its_column_is_a_validation_error
         confirm.check_ids(["a", "i" * 256])
     with pytest.raises(errors.ValidationError):
         confirm.check_reference_id("  ")
+
+
+def test_a_replay_announces_the_current_state_as_a_confirm_of_it_would() -> None:
+    from core.confirm import IMAGE_CHANGED, IMAGES_CHANGED, IMAGES_DELETED, plan_replay
+    from core.references import DEFAULT_REFERENCE_DATA
+
+    rules = DEFAULT_REFERENCE_DATA.rules
+    a, b = img("a", ImageStatus.CONFIRMED, ref="p"), img("b", ImageStatus.CONFIRMED, ref="p")
+    many = plan_replay(rules["PRODUCT"], "p", [b, a])
+    assert (many.event, [e.image_id for e in many.sequence], [e.seq_number for e in many.sequence]) == (
+        IMAGES_CHANGED,
+        ["b", "a"],
+        [0, 1],
+    )
+    assert many.changes == [] and not many.is_noop
+    one = plan_replay(rules["PROFILE"], "u", [img("c", ImageStatus.CONFIRMED, ref="u", kind="PROFILE")])
+    assert one.event == IMAGE_CHANGED
+    assert plan_replay(rules["POST"], "x", []).event == IMAGES_DELETED

@@ -141,3 +141,21 @@ async def test_an_undecodable_image_ends_failed_with_the_reason() -> None:
     assert uow.state.images["a"].status is ImageStatus.FAILED
     assert uow.state.history[-1].reason == "undecodable JPEG"
     assert [e.event_type for e in uow.state.outbox] == ["IMAGE_FAILED"]
+
+
+async def test_a_replay_announces_each_type_of_the_reference_again_and_changes_nothing() -> None:
+    uow = seeded(img("a", "PRODUCT"), img("b", "PRODUCT"))
+    new_id = ids()  # one event id sequence for the whole test
+    await services.confirm_images(uow, reference_id="r", image_ids=["b", "a"], references=DATA, now=T, new_id=new_id)
+    before = (dict(uow.state.images), len(uow.state.history))
+    events = await services.replay(uow, reference_id="r", reference_type=None, references=DATA, now=T, new_id=new_id)
+    (event,) = events
+    assert (event.event_type, event.topic, event.key) == ("IMAGES_CHANGED", "product-image-changed", "r")
+    assert [i["imageId"] for i in event.payload["images"]] == ["b", "a"]
+    assert uow.state.outbox[-1] == event and (dict(uow.state.images), len(uow.state.history)) == before
+    empty = await services.replay(uow, reference_id="r", reference_type="POST", references=DATA, now=T, new_id=new_id)
+    assert [e.event_type for e in empty] == ["IMAGES_DELETED"]
+    assert (
+        await services.replay(uow, reference_id="nobody", reference_type=None, references=DATA, now=T, new_id=new_id)
+        == []
+    )
