@@ -13,6 +13,7 @@ from pathlib import Path
 
 import faust
 import structlog
+from tqdm import tqdm
 
 from adapters import health, idempotency, mariadb
 from adapters.kafka import create_producer
@@ -104,13 +105,17 @@ async def check_health(settings: Settings) -> int:
 
 
 async def run_sweep(settings: Settings, which: str) -> None:
-    """Run one sweep now, printing progress."""
+    """Run one sweep now, showing progress: a bar on a terminal, `sweep_progress` log lines otherwise."""
     log = structlog.get_logger("workers.sweep")
     pool = await mariadb.create_pool(settings.db_dsn, size=2)
     store = FileStore(settings.upload_dir)
+    bar = tqdm(desc=f"sweep {which}", unit=" done", file=sys.stderr) if sys.stderr.isatty() else None
 
     def progress(n: int) -> None:
-        log.info("sweep_progress", sweep=which, done=n)
+        if bar is None:
+            log.info("sweep_progress", sweep=which, done=n)
+        else:
+            bar.update(n - bar.n)
 
     try:
         if which == "orphans":
@@ -124,6 +129,8 @@ async def run_sweep(settings: Settings, which: str) -> None:
             report = await sweep_expired(pool, store, status=which.upper(), older_than=older, progress=progress)
         print(f"removed {report.rows} rows and {report.files} files")
     finally:
+        if bar is not None:
+            bar.close()
         pool.close()
         await pool.wait_closed()
 

@@ -70,3 +70,41 @@ def test_every_admin_command_has_help() -> None:
         with pytest.raises(SystemExit) as done:
             parse_args([command, "--help"])
         assert done.value.code == 0
+
+
+def test_a_sweep_on_a_terminal_shows_a_progress_bar(settings) -> None:  # type: ignore[no-untyped-def]
+    """On a TTY the sweep draws tqdm's bar on stderr; piped, it logs `sweep_progress` lines (e2e checks those)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from tests.processes import ROOT, settings_env
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    env = {**settings_env(settings), "PATH": os.environ["PATH"], "IMAGES_LOG_FORMAT": "json"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers", "sweep", "processed"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        timeout=60,
+    )
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert done.returncode == 0 and b"removed 0 rows" in done.stdout
+    assert b"sweep processed" in drawn and b"sweep_progress" not in done.stdout
