@@ -2,31 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-
-
-def load(name: str) -> dict | None:
-    path = HERE / "results" / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def heading(title: str, script: str, result: dict, about: str) -> list[str]:
-    """A section's title and the line saying where and when its numbers were taken."""
-    m = result["machine"]
-    return [f"## {title} (`bench/{script}`)", "", f"{m['cpus']} CPUs, {m['date']}; {about}", ""]
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "**not met**"
+from report_parts import HERE, heading, load, table, verdict
+from report_robustness import robustness_sections
 
 
 def ingest_table(ingest: dict) -> list[str]:
@@ -263,48 +240,7 @@ def main() -> None:
             f"p99 < 50 ms at 1 confirm/s: {verdict(1 in rows_at and rows_at[1]['p99_ms'] < 50)}.",
             "",
         ]
-    if crash := load("crash"):
-        out += heading(
-            "Crash run",
-            "crash.py",
-            crash,
-            f"{crash['rounds']} rounds of kill -9 under load, each process restarted as a supervisor would "
-            f"({crash['seconds']} s, {crash['kills']} kills).",
-        )
-        rows = [[what, r["median_s"], r["max_s"]] for what, r in crash["recovery"].items()]
-        out += [table(["killed", "back to accepting and converting: median s", "max s"], rows), ""]
-        out += [
-            "Recovery is from the kill until uploads accepted after the restart are READY; for the relay, "
-            "until the standby says it is active. A killed worker's partitions wait for the group's session "
-            "timeout (10 s) before they are given to a live member, hence the worker's figure.",
-            "",
-        ]
-        answers = ", ".join(f"{k}: {v}" for k, v in crash["upload_answers"].items())
-        out += [
-            f"Uploads accepted {crash['uploads_accepted']} (answers {answers}; {crash['uploads_unanswered']} "
-            f"cut off by a kill); all READY with their WebP {crash['drain_s']} s after the load stopped. "
-            f"Confirms committed {crash['confirms_committed']}, every one's event on the topic in commit order "
-            f"({crash['duplicate_events']} duplicates from relays killed before marking a row). "
-            f"Lost: {crash['lost']}; processes left behind: {crash['left_behind']}; "
-            "500 INTERNAL_SERVER_ERROR: none.",
-            "",
-        ]
-    if fuzzed := load("fuzz"):
-        out += heading(
-            "API fuzzing",
-            "fuzz.py",
-            fuzzed,
-            "schemathesis against the running api, relay and worker, every check but the two tests/fuzz.py names.",
-        )
-        rows = [[r["seed"], r["cases"], "none" if r["ok"] else "**see results/fuzz.json**"] for r in fuzzed["rounds"]]
-        out += [table(["seed", "cases", "failures"], rows), ""]
-        rss = fuzzed["api_rss_mb"]
-        out += [
-            f"{fuzzed['cases']} cases; target >= 5,000 with no server error or undocumented status: "
-            f"{verdict(fuzzed['cases'] >= 5000 and fuzzed['all_ok'])}. api RSS {rss['before']} -> {rss['after']} MB; "
-            f"error-level log lines: {len(fuzzed['error_log_lines'])}.",
-            "",
-        ]
+    out += robustness_sections(load("crash"), load("fuzz"))
     notes = HERE / "NOTES.md"
     if notes.exists():
         out += [notes.read_text()]

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core import errors, fields
+from core import errors, events, fields
+from core.events import Envelope
 from core.images import Image, ImageStatus, StatusChange, transition
 from core.ports import SequenceEntry
 from core.references import ReferenceRule
@@ -137,3 +138,18 @@ def plan_delete_all(
     """Plan deleting every image of the reference; a no-op when it has none."""
     changes = [transition(i, ImageStatus.DELETED, at=at, by=by, reason="deleted") for i in current]
     return ConfirmPlan(reference_type, reference_id, [], changes, [], IMAGES_DELETED if changes else None)
+
+
+def change_event(plan: ConfirmPlan, *, event_id: str, at: datetime) -> Envelope:
+    """Build the `<type>-image-changed` envelope of an applied plan."""
+    kind = dict(reference_type=plan.reference_type, reference_id=plan.reference_id)
+    if plan.event == IMAGE_CHANGED:
+        only = plan.images[0]
+        return events.image_changed(event_id=event_id, at=at, image_id=only.image_id, image_url=only.image_url, **kind)
+    if plan.event == IMAGES_CHANGED:
+        listed = [
+            events.SequencedImage(i.image_id, i.image_url, entry.seq_number)
+            for i, entry in zip(plan.images, plan.sequence, strict=True)
+        ]
+        return events.images_changed(event_id=event_id, at=at, images=listed, **kind)
+    return events.images_deleted(event_id=event_id, at=at, **kind)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core import confirm, errors, events, fields, uploads
+from core import confirm, errors, fields, uploads
 from core.confirm import ConfirmPlan
 from core.events import Envelope, image_processed
 from core.idempotency import Remember
@@ -276,7 +276,7 @@ async def replay(
                 raise errors.ReferenceTypeNotFound(f"unknown reference type {code}")
             await uow.images.lock_reference(rule.code, reference_id, now)
             current = await uow.images.confirmed_of(rule.code, reference_id, for_update=True)
-            envelope = change_event(confirm.plan_replay(rule, reference_id, current), event_id=new_id(), at=now)
+            envelope = confirm.change_event(confirm.plan_replay(rule, reference_id, current), event_id=new_id(), at=now)
             await uow.outbox.add(envelope)
             announced.append(envelope)
         if announced:
@@ -289,19 +289,4 @@ async def _apply(uow: UnitOfWork, plan: ConfirmPlan, *, now: datetime, new_id: N
         await uow.images.save(image)
         await uow.images.add_history(change)
     await uow.images.replace_sequence(plan.reference_type, plan.reference_id, plan.sequence, now)
-    await uow.outbox.add(change_event(plan, event_id=new_id(), at=now))
-
-
-def change_event(plan: ConfirmPlan, *, event_id: str, at: datetime) -> Envelope:
-    """Build the `<type>-image-changed` envelope of an applied plan."""
-    kind = dict(reference_type=plan.reference_type, reference_id=plan.reference_id)
-    if plan.event == confirm.IMAGE_CHANGED:
-        only = plan.images[0]
-        return events.image_changed(event_id=event_id, at=at, image_id=only.image_id, image_url=only.image_url, **kind)
-    if plan.event == confirm.IMAGES_CHANGED:
-        listed = [
-            events.SequencedImage(i.image_id, i.image_url, entry.seq_number)
-            for i, entry in zip(plan.images, plan.sequence, strict=True)
-        ]
-        return events.images_changed(event_id=event_id, at=at, images=listed, **kind)
-    return events.images_deleted(event_id=event_id, at=at, **kind)
+    await uow.outbox.add(confirm.change_event(plan, event_id=new_id(), at=now))
