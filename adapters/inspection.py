@@ -36,6 +36,10 @@ OUTBOX_BY_TOPIC = (
     " GROUP BY topic, status ORDER BY topic, status"
 )
 FAILED_OUTBOX = "SELECT id, topic, message_key, event_type, attempts, last_error FROM outbox WHERE status = 'FAILED'"
+REQUEUE_CANDIDATES = (
+    "SELECT image_id FROM images WHERE (status = 'FAILED' AND %s) OR (status = 'TEMP' AND created_at < %s)"
+    " ORDER BY created_at LIMIT %s"
+)
 RETRY_OUTBOX = "UPDATE outbox SET status = 'PENDING', last_error = NULL WHERE status = 'FAILED' AND id = %s"
 
 
@@ -123,3 +127,11 @@ async def retry_failed_outbox(pool: aiomysql.Pool, row_ids: list[int]) -> int:
         for row_id in row_ids:
             done += await cur.execute(RETRY_OUTBOX, (row_id,))
     return done
+
+
+async def requeue_candidates(
+    pool: aiomysql.Pool, *, failed: bool, temp_before: datetime | None, limit: int
+) -> list[str]:
+    """Ids of FAILED images (when `failed`) and TEMP ones created before `temp_before`, oldest first."""
+    before = (temp_before or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
+    return [row[0] for row in await _rows(pool, REQUEUE_CANDIDATES, 1 if failed else 0, before, limit)]

@@ -69,6 +69,7 @@ INSERT_SEQUENCE = (
 )
 SEQUENCE_ROW = "(%s, %s, %s, %s, %s, %s)"
 DELETE_IMAGE = "DELETE FROM images WHERE image_id = %s"
+DELETE_ATTEMPTS = "DELETE FROM conversion_attempts WHERE image_id = %s"
 INSERT_OUTBOX = (
     "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
 )
@@ -209,6 +210,9 @@ class MariaDbImages(_Repository):
 
     async def delete(self, image_id: str) -> None:
         self._tx.write(DELETE_IMAGE, (image_id,))
+
+    async def forget_attempts(self, image_id: str) -> None:
+        self._tx.write(DELETE_ATTEMPTS, (image_id,))
 
 
 class MariaDbOutbox(_Repository):

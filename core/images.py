@@ -21,8 +21,9 @@ class ImageStatus(StrEnum):
 
 # (from, to). None is "no row yet". Checked line by line against CONTRACT section 3 and
 # guide section 2.5/6.2: async upload -> TEMP, sync upload -> READY, conversion -> READY/FAILED,
-# confirm -> CONFIRMED, replace/delete -> DELETED, the TEMP sweep -> DELETED. DELETED is terminal;
-# FAILED rows are removed by the sweep, not moved.
+# confirm -> CONFIRMED, replace/delete -> DELETED, the TEMP sweep -> DELETED. DELETED is terminal.
+# FAILED -> TEMP is not here: only an operator's `requeue` (below, issue 16) moves an image back,
+# so no client request or message can.
 TRANSITIONS: frozenset[tuple[ImageStatus | None, ImageStatus]] = frozenset(
     {
         (None, ImageStatus.TEMP),
@@ -94,3 +95,17 @@ def created(image: Image, *, by: str | None, reason: str | None = None) -> Statu
     if not is_legal(None, image.status):
         raise IllegalTransition(f"an image cannot be created as {image.status}")
     return StatusChange(image.image_id, None, image.status, image.created_at, by, reason)
+
+
+REQUEUEABLE = frozenset({ImageStatus.FAILED, ImageStatus.TEMP})
+
+
+def requeued(image: Image, *, at: datetime, by: str, reason: str) -> tuple[Image, StatusChange]:
+    """Return a FAILED or TEMP image put back to TEMP for another conversion, and its history row.
+
+    A TEMP image stays TEMP (its conversion is announced again); the history row says so either way.
+    """
+    if image.status not in REQUEUEABLE:
+        raise IllegalTransition(f"image {image.image_id} is {image.status}: only FAILED or TEMP images are requeued")
+    moved = replace(image, status=ImageStatus.TEMP, updated_at=at)
+    return moved, StatusChange(image.image_id, image.status, ImageStatus.TEMP, at, by, reason)

@@ -252,38 +252,6 @@ async def delete_all(
     return ConfirmResult(applied)
 
 
-async def replay(
-    uow: UnitOfWork,
-    *,
-    reference_id: str,
-    reference_type: str | None,
-    references: ReferenceData,
-    now: datetime,
-    new_id: NewId,
-) -> list[Envelope]:
-    """Announce the reference's current state again, as new events (an operator's `replay`).
-
-    For a downstream service that lost its copy. Without a type, every type using that
-    referenceId. Under the reference's lock, so the event follows every committed confirm.
-    """
-    confirm.check_reference_id(reference_id)
-    announced: list[Envelope] = []
-    async with uow:
-        types = [reference_type] if reference_type else await uow.images.referenced_types(reference_id)
-        for code in types:
-            rule = references.rule_for(code)
-            if rule is None:
-                raise errors.ReferenceTypeNotFound(f"unknown reference type {code}")
-            await uow.images.lock_reference(rule.code, reference_id, now)
-            current = await uow.images.confirmed_of(rule.code, reference_id, for_update=True)
-            envelope = confirm.change_event(confirm.plan_replay(rule, reference_id, current), event_id=new_id(), at=now)
-            await uow.outbox.add(envelope)
-            announced.append(envelope)
-        if announced:
-            await uow.commit()
-    return announced
-
-
 async def _apply(uow: UnitOfWork, plan: ConfirmPlan, *, now: datetime, new_id: NewId) -> None:
     for image, change in plan.changes:
         await uow.images.save(image)

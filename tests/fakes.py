@@ -31,6 +31,7 @@ class FakeState:
     outbox: list[Envelope] = field(default_factory=list)
     processed: dict[tuple[str, str], str] = field(default_factory=dict)
     answers: dict[str, tuple[str, StoredAnswer]] = field(default_factory=dict)  # key hash -> (fingerprint, answer)
+    attempts: dict[str, int] = field(default_factory=dict)  # conversion attempts per image
 
 
 class FakeImages:
@@ -96,6 +97,9 @@ class FakeImages:
         self.s.images.pop(image_id, None)
         self.s.storage.pop(image_id, None)
         self.s.history = [h for h in self.s.history if h.image_id != image_id]
+
+    async def forget_attempts(self, image_id: str) -> None:
+        self.s.attempts.pop(image_id, None)
 
 
 class FakeOutbox:

@@ -1,4 +1,4 @@
-"""`python -m workers worker | health | send-upload FILE ... | sweep WHICH | show ID | poison | outbox [retry]`."""
+"""`python -m workers worker | health | send-upload FILE ... | sweep WHICH | watch TOPIC` and the admin commands."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import base64
 import os
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import faust
-import structlog
-from tqdm import tqdm
 
 from adapters import health, idempotency, mariadb
 from adapters.kafka import create_producer
@@ -24,6 +24,7 @@ from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings
 from workers import admin, watch
 from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
+from workers.progress import progress
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(send_upload(settings, args))
     elif args.command == "watch":
         sys.exit(asyncio.run(watch.run(settings, args)))
-    elif args.command in ("show", "poison", "outbox", "replay"):
+    elif args.command in admin.COMMANDS:
         sys.exit(asyncio.run(admin.run(settings, args)))
     else:
         asyncio.run(run_sweep(settings, args.which))
@@ -106,33 +107,26 @@ async def check_health(settings: Settings) -> int:
 
 async def run_sweep(settings: Settings, which: str) -> None:
     """Run one sweep now, showing progress: a bar on a terminal, `sweep_progress` log lines otherwise."""
-    log = structlog.get_logger("workers.sweep")
     pool = await mariadb.create_pool(settings.db_dsn, size=2)
     store = FileStore(settings.upload_dir)
-    bar = tqdm(desc=f"sweep {which}", unit=" done", file=sys.stderr) if sys.stderr.isatty() else None
+    with progress(f"sweep {which}", "sweep_progress", sweep=which) as report:
+        try:
+            await _sweep(settings, which, pool, store, report)
+        finally:
+            pool.close()
+            await pool.wait_closed()
 
-    def progress(n: int) -> None:
-        if bar is None:
-            log.info("sweep_progress", sweep=which, done=n)
-        else:
-            bar.update(n - bar.n)
 
-    try:
-        if which == "orphans":
-            report = await sweep_orphans(pool, store, older_than=ORPHAN_AGE, progress=progress)
-        elif which == "idempotency":
-            report = SweepReport(await idempotency.sweep(pool, now=datetime.now(UTC)), 0)
-        elif which == "processed":
-            report = await sweep_processed(pool, older_than=PROCESSED_EVENTS_RETENTION, progress=progress)
-        else:
-            older: timedelta = EXPIRY
-            report = await sweep_expired(pool, store, status=which.upper(), older_than=older, progress=progress)
-        print(f"removed {report.rows} rows and {report.files} files")
-    finally:
-        if bar is not None:
-            bar.close()
-        pool.close()
-        await pool.wait_closed()
+async def _sweep(settings: Settings, which: str, pool: Any, store: FileStore, report: Callable[[int], None]) -> None:
+    if which == "orphans":
+        done = await sweep_orphans(pool, store, older_than=ORPHAN_AGE, progress=report)
+    elif which == "idempotency":
+        done = SweepReport(await idempotency.sweep(pool, now=datetime.now(UTC)), 0)
+    elif which == "processed":
+        done = await sweep_processed(pool, older_than=PROCESSED_EVENTS_RETENTION, progress=report)
+    else:
+        done = await sweep_expired(pool, store, status=which.upper(), older_than=EXPIRY, progress=report)
+    print(f"removed {done.rows} rows and {done.files} files")
 
 
 if __name__ == "__main__":

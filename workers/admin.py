@@ -1,17 +1,19 @@
 """Admin commands of `python -m workers` for operators: read what happened, and put failed rows back.
 
 `show IMAGE_ID`, `poison [--limit N]`, `outbox`, `outbox retry [--dry-run]`, `replay REFERENCE
-[--type T]`. Each prints JSON
-(one document, or one object per line for lists) so it can be read or piped into jq.
-Exit codes: 0 done, 1 nothing found (an unknown image; nothing to retry), 2 bad usage (argparse).
+[--type T]`, `requeue [IMAGE_ID ...] [--failed] [--temp-older-than MIN] [--dry-run]`. Each prints
+JSON (one document, or one object per line for lists) so it can be read or piped into jq.
+Exit codes: 0 done, 1 nothing found (an unknown image; nothing to retry or requeue), 2 bad usage
+(argparse), 3 partly done (some images could not be requeued; each says why).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,10 +21,13 @@ import orjson
 from adapters import inspection, mariadb
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
-from core import services
+from adapters.storage import FileStore
+from core import operations
 from core.settings import Settings
+from workers.progress import progress
 
-FOUND, NOT_FOUND = 0, 1
+FOUND, NOT_FOUND, PARTLY = 0, 1, 3
+COMMANDS = ("show", "poison", "outbox", "replay", "requeue")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,6 +45,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     replay.add_argument("reference_id")
     replay.add_argument("--type", default=None, help="only this reference type (default: every type using the id)")
     replay.add_argument("--dry-run", action="store_true", help="print the events, write nothing")
+    requeue = sub.add_parser(
+        "requeue",
+        help="convert FAILED (or stuck TEMP) images again while their original is stored: a new IMAGE_UPLOADED each",
+    )
+    requeue.add_argument("image_ids", nargs="*", help="these images (default: those --failed/--temp-older-than pick)")
+    requeue.add_argument("--failed", action="store_true", help="every FAILED image")
+    requeue.add_argument("--temp-older-than", type=float, metavar="MINUTES", help="TEMP images older than this")
+    requeue.add_argument("--reason", default="operator requeue", help="kept in each image's status history")
+    requeue.add_argument("--limit", type=int, default=1000, help="at most this many picked images (default 1000)")
+    requeue.add_argument("--dry-run", action="store_true", help="say what would be requeued, change nothing")
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -57,6 +72,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 _print(row)
         elif args.command == "replay":
             return await _replay(pool, args)
+        elif args.command == "requeue":
+            return await _requeue(settings, pool, args)
         elif args.action == "retry":
             return await _retry(pool, dry_run=args.dry_run)
         else:
@@ -88,7 +105,7 @@ async def _replay(pool: Any, args: argparse.Namespace) -> int:
     references = ReferenceCache(pool)
     await references.reload()
     uow = _DryRun(pool) if args.dry_run else MariaDbUnitOfWork(pool)
-    announced = await services.replay(
+    announced = await operations.replay(
         uow,
         reference_id=args.reference_id,
         reference_type=args.type,
@@ -103,6 +120,43 @@ async def _replay(pool: Any, args: argparse.Namespace) -> int:
         return NOT_FOUND
     print(f"{'would write' if args.dry_run else 'wrote'} {len(announced)} events to the outbox", file=sys.stderr)
     return FOUND
+
+
+async def _requeue(settings: Settings, pool: Any, args: argparse.Namespace) -> int:
+    if not args.image_ids and not args.failed and args.temp_older_than is None:
+        print("name images, or pick them with --failed and/or --temp-older-than", file=sys.stderr)
+        return NOT_FOUND
+    ids = list(args.image_ids)
+    if args.failed or args.temp_older_than is not None:
+        before = None
+        if args.temp_older_than is not None:
+            before = datetime.now(UTC) - timedelta(minutes=args.temp_older_than)
+        ids += await inspection.requeue_candidates(pool, failed=args.failed, temp_before=before, limit=args.limit)
+    store = FileStore(settings.upload_dir)
+
+    async def stored(key: str) -> bool:
+        return await asyncio.to_thread(store.exists, key)
+
+    outcomes: dict[str, int] = {}
+    with progress("requeue", None, total=len(ids)) as report:  # piped, its JSON lines are the progress
+        for n, image_id in enumerate(dict.fromkeys(ids), start=1):
+            done = await operations.requeue(
+                _DryRun(pool) if args.dry_run else MariaDbUnitOfWork(pool),
+                image_id=image_id,
+                reason=args.reason,
+                original_exists=stored,
+                now=datetime.now(UTC),
+                new_id=lambda: str(uuid.uuid4()),
+            )
+            outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
+            _print({"imageId": image_id, "outcome": done.outcome, "reason": done.reason})
+            report(n)
+    requeued, refused = outcomes.get("requeued", 0), outcomes.get("refused", 0)
+    verb = "would requeue" if args.dry_run else "requeued"
+    print(f"{verb} {requeued} images, {refused} refused", file=sys.stderr)
+    if not requeued:
+        return NOT_FOUND
+    return PARTLY if refused else FOUND
 
 
 class _DryRun(MariaDbUnitOfWork):

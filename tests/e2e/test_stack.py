@@ -281,3 +281,28 @@ async def test_the_admin_commands_on_the_running_stack(api: ImageClient, stack: 
     assert again.value["payload"] == first.value["payload"]  # ...with the current list
     nothing = await asyncio.to_thread(workers_cli, stack, "replay", "never-confirmed")
     assert nothing.returncode == 1
+
+
+async def test_requeue_turns_a_failed_image_whose_original_is_fixed_into_ready(api: ImageClient, stack: Stack) -> None:
+    """An operator restores a broken original and requeues it: the running fleet converts it to READY."""
+    import json
+    from pathlib import Path
+
+    good = images.noisy_jpeg(256, 256)
+    _, (body,) = await api.upload([("cut.jpg", good[:700])], category="POST")
+    assert (await wait_ready(api, body["id"]))["status"] == "FAILED"
+    shown = await asyncio.to_thread(workers_cli, stack, "show", body["id"])
+    story = json.loads(shown.stdout[shown.stdout.index("{\n") :])
+    (Path(stack.settings.upload_dir) / story["storage"]["originLocation"]).write_bytes(good)
+
+    requeued = await asyncio.to_thread(workers_cli, stack, "requeue", body["id"], "--reason", "original restored")
+    assert requeued.returncode == 0 and "requeued 1 images" in requeued.stderr, requeued.stderr
+
+    async def ready() -> dict | None:
+        status, image = await api.image(body["id"])
+        return image if status == 200 and image["status"] == "READY" else None
+
+    image = await services.eventually(ready, timeout_s=60, what="the requeued image READY")
+    assert image is not None and (image["width"], image["height"]) == (256, 256)
+    served_status, data = await api.get(image["imageUrl"])
+    assert served_status == 200 and data[8:12] == b"WEBP"

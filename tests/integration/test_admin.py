@@ -65,8 +65,52 @@ async def test_outbox_shows_pending_and_retry_requeues_failed_rows(resources, ca
     assert code == admin.NOT_FOUND  # nothing left to retry
 
 
+async def test_requeue_converts_a_failed_image_again_once_its_original_is_fixed(resources, capsys, pool) -> None:  # type: ignore[no-untyped-def]
+    good = images.noisy_jpeg(256, 256)
+    image_id, key, value = await upload(resources, good[:700])  # truncated: decodes to nothing
+    assert await handlers.handle_uploaded(resources, key, value) == "FAILED"
+    code, out, err = await run(resources.settings, capsys, "requeue", "--failed", "--dry-run")
+    assert code == 0 and json.loads(out)["outcome"] == "requeued" and "would requeue 1" in err
+    assert await fetch_all(pool, "SELECT status FROM images WHERE image_id = %s", image_id) == [("FAILED",)]
+
+    (origin,) = (json.loads(value)["payload"]["originKey"],)
+    resources.store.write(origin, good)  # the operator put the whole file back
+    code, out, err = await run(resources.settings, capsys, "requeue", image_id, "--reason", "file restored")
+    assert code == 0 and "requeued 1 images, 0 refused" in err
+    history = await fetch_all(
+        pool,
+        "SELECT old_status, new_status, updated_by, reason FROM status_history WHERE image_id = %s ORDER BY id",
+        image_id,
+    )
+    assert history[-1] == ("FAILED", "TEMP", "operator", "requeued: file restored")
+    ((new_key, new_value),) = await fetch_all(
+        pool,
+        "SELECT message_key, payload FROM outbox WHERE message_key = %s AND topic = 'image-uploaded' ORDER BY id DESC LIMIT 1",
+        image_id,
+    )
+    assert json.loads(new_value)["eventId"] != json.loads(value)["eventId"]
+    assert await handlers.handle_uploaded(resources, new_key.encode(), new_value.encode()) == "READY"
+    assert await handlers.handle_uploaded(resources, key, value) == "skipped"  # the old event stays done
+
+    code, out, err = await run(resources.settings, capsys, "requeue", image_id, str(uuid.uuid4()))
+    assert code == admin.NOT_FOUND and [json.loads(line)["outcome"] for line in out.splitlines()] == ["refused"] * 2
+
+
+async def test_requeue_refuses_an_image_whose_original_is_gone(resources, capsys, pool) -> None:  # type: ignore[no-untyped-def]
+    failed_id, _, value = await upload(resources, images.noisy_jpeg(256, 256)[:700])
+    assert await handlers.handle_uploaded(resources, b"k", value) == "FAILED"
+    resources.store.remove(json.loads(value)["payload"]["originKey"])
+    other_id, _, other = await upload(resources, images.noisy_jpeg(256, 256)[:700])
+    assert await handlers.handle_uploaded(resources, b"k", other) == "FAILED"
+    code, out, err = await run(resources.settings, capsys, "requeue", "--failed")
+    outcomes = {r["imageId"]: r for r in map(json.loads, out.splitlines())}
+    assert code == admin.PARTLY and outcomes[other_id]["outcome"] == "requeued"
+    assert outcomes[failed_id]["outcome"] == "refused" and "upload it again" in outcomes[failed_id]["reason"]
+    assert await fetch_all(pool, "SELECT status FROM images WHERE image_id = %s", failed_id) == [("FAILED",)]
+
+
 def test_every_admin_command_has_help() -> None:
-    for command in ("show", "poison", "outbox"):
+    for command in admin.COMMANDS:
         with pytest.raises(SystemExit) as done:
             parse_args([command, "--help"])
         assert done.value.code == 0

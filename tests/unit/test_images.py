@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core.errors import IllegalTransition
-from core.images import Image, ImageStatus, created, is_legal, transition
+from core.images import Image, ImageStatus, created, is_legal, requeued, transition
 
 T0 = datetime(2025, 1, 20, 10, 0, tzinfo=UTC)
 T1 = datetime(2025, 1, 20, 11, 0, tzinfo=UTC)
@@ -56,3 +56,19 @@ def test_transition_returns_a_new_image_and_leaves_the_old_one_alone() -> None:
 def test_created_history_row_has_no_old_status() -> None:
     change = created(image(ImageStatus.TEMP), by="u1")
     assert (change.old_status, change.new_status, change.at) == (None, ImageStatus.TEMP, T0)
+
+
+@pytest.mark.parametrize("old", list(ImageStatus))
+def test_only_an_operators_requeue_moves_failed_or_temp_back_to_temp(old: ImageStatus) -> None:
+    if old in (ImageStatus.FAILED, ImageStatus.TEMP):
+        moved, change = requeued(image(old), at=T1, by="operator", reason="codec fixed")
+        assert moved.status is ImageStatus.TEMP and moved.updated_at == T1
+        assert (change.old_status, change.new_status, change.by, change.reason) == (
+            old,
+            ImageStatus.TEMP,
+            "operator",
+            "codec fixed",
+        )
+    else:
+        with pytest.raises(IllegalTransition):
+            requeued(image(old), at=T1, by="operator", reason="no")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import errors, services
+from core import errors, operations, services
 from core.images import Image, ImageStatus
 from core.ports import StorageRecord
 from core.references import DEFAULT_REFERENCE_DATA as DATA
@@ -148,14 +148,71 @@ async def test_a_replay_announces_each_type_of_the_reference_again_and_changes_n
     new_id = ids()  # one event id sequence for the whole test
     await services.confirm_images(uow, reference_id="r", image_ids=["b", "a"], references=DATA, now=T, new_id=new_id)
     before = (dict(uow.state.images), len(uow.state.history))
-    events = await services.replay(uow, reference_id="r", reference_type=None, references=DATA, now=T, new_id=new_id)
+    events = await operations.replay(uow, reference_id="r", reference_type=None, references=DATA, now=T, new_id=new_id)
     (event,) = events
     assert (event.event_type, event.topic, event.key) == ("IMAGES_CHANGED", "product-image-changed", "r")
     assert [i["imageId"] for i in event.payload["images"]] == ["b", "a"]
     assert uow.state.outbox[-1] == event and (dict(uow.state.images), len(uow.state.history)) == before
-    empty = await services.replay(uow, reference_id="r", reference_type="POST", references=DATA, now=T, new_id=new_id)
+    empty = await operations.replay(uow, reference_id="r", reference_type="POST", references=DATA, now=T, new_id=new_id)
     assert [e.event_type for e in empty] == ["IMAGES_DELETED"]
     assert (
-        await services.replay(uow, reference_id="nobody", reference_type=None, references=DATA, now=T, new_id=new_id)
+        await operations.replay(uow, reference_id="nobody", reference_type=None, references=DATA, now=T, new_id=new_id)
         == []
     )
+
+
+async def present(key: str) -> bool:
+    return True
+
+
+async def gone(key: str) -> bool:
+    return False
+
+
+async def test_requeue_puts_a_failed_image_back_to_temp_with_a_new_image_uploaded() -> None:
+    uow = seeded(img("f", status=ImageStatus.FAILED))
+    uow.state.attempts["f"] = 3
+    done = await operations.requeue(
+        uow, image_id="f", reason="codec fixed", original_exists=present, now=T, new_id=ids()
+    )
+    assert done.outcome == "requeued" and uow.state.images["f"].status is ImageStatus.TEMP
+    (event,) = uow.state.outbox
+    assert (event.topic, event.key, event.event_type, event.event_id) == (
+        "image-uploaded",
+        "f",
+        "IMAGE_UPLOADED",
+        "evt-0",
+    )
+    assert event.payload["originKey"] == "_originals/f.jpg" and event.payload["category"] == "POST"
+    (change,) = uow.state.history
+    assert (change.old_status, change.new_status, change.by, change.reason) == (
+        ImageStatus.FAILED,
+        ImageStatus.TEMP,
+        "operator",
+        "requeued: codec fixed",
+    )
+    assert "f" not in uow.state.attempts  # the new try is not cut short by the old attempts
+
+
+@pytest.mark.parametrize("status", [ImageStatus.READY, ImageStatus.CONFIRMED, ImageStatus.DELETED])
+async def test_requeue_refuses_an_image_past_conversion(status: ImageStatus) -> None:
+    uow = seeded(img("r", status=status))
+    done = await operations.requeue(uow, image_id="r", reason="x", original_exists=present, now=T, new_id=ids())
+    assert done.outcome == "refused" and status.value in (done.reason or "")
+    assert uow.commits == 0 and not uow.state.outbox
+
+
+async def test_requeue_refuses_when_the_original_is_gone_or_the_image_unknown() -> None:
+    uow = seeded(img("f", status=ImageStatus.FAILED))
+    gone_original = await operations.requeue(uow, image_id="f", reason="x", original_exists=gone, now=T, new_id=ids())
+    unknown = await operations.requeue(uow, image_id="nope", reason="x", original_exists=present, now=T, new_id=ids())
+    assert gone_original.outcome == unknown.outcome == "refused"
+    assert "upload it again" in (gone_original.reason or "") and uow.commits == 0
+    assert uow.state.images["f"].status is ImageStatus.FAILED
+
+
+async def test_requeue_announces_a_stuck_temp_image_again() -> None:
+    uow = seeded(img("t", status=ImageStatus.TEMP))
+    done = await operations.requeue(uow, image_id="t", reason="stuck", original_exists=present, now=T, new_id=ids())
+    assert done.outcome == "requeued" and [e.event_type for e in uow.state.outbox] == ["IMAGE_UPLOADED"]
+    assert [(h.old_status, h.new_status) for h in uow.state.history] == [(ImageStatus.TEMP, ImageStatus.TEMP)]
