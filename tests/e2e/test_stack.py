@@ -271,6 +271,8 @@ async def test_the_admin_commands_on_the_running_stack(api: ImageClient, stack: 
     assert (await asyncio.to_thread(workers_cli, stack, "poison")).returncode == 0
     outbox = await asyncio.to_thread(workers_cli, stack, "outbox")
     assert outbox.returncode == 0, outbox.stderr
+    retry = await asyncio.to_thread(workers_cli, stack, "outbox", "retry", "--dry-run")
+    assert retry.returncode == 1 and "no failed outbox rows" in retry.stderr  # the relay gave up on nothing
 
     replayed = await asyncio.to_thread(workers_cli, stack, "replay", reference)
     assert replayed.returncode == 0 and "wrote 1 events" in replayed.stderr, replayed.stderr
