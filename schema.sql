@@ -95,6 +95,19 @@ CREATE TABLE IF NOT EXISTS reference_versions (
     PRIMARY KEY (reference_type_id, reference_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Variants (CONTRACT 4): the smaller widths of a READY image, `{uuid}_{width}w.webp` beside the
+-- full-size file, written with the READY transition. image_url as given to clients (base URL included).
+CREATE TABLE IF NOT EXISTS image_variants (
+    image_id         VARCHAR(255)  NOT NULL,
+    width            INT           NOT NULL,
+    height           INT           NOT NULL,
+    storage_location VARCHAR(1000) NOT NULL,
+    image_url        VARCHAR(1000) NOT NULL,
+    size             BIGINT        NOT NULL,
+    PRIMARY KEY (image_id, width),
+    CONSTRAINT fk_variant_image FOREIGN KEY (image_id) REFERENCES images (image_id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- Transactional outbox (CONTRACT 5): written in the same transaction as the change it announces,
 -- published by the relay. id is the allocation order; a key's rows are written under that key's
 -- lock, so per key it is also the commit order.

@@ -188,11 +188,14 @@ async def _convert_all(
             c.file.data,
             _stem(o, at),
             settings.max_image_pixels,
+            settings.variant_widths.for_type(o.category),
         )
         for c, o in zip(checked, originals, strict=True)
     ]
     results: list[StoredResult | BaseException] = await asyncio.gather(*futures, return_exceptions=True)
-    written.extend(r.key for r in results if isinstance(r, StoredResult))
+    for r in results:
+        if isinstance(r, StoredResult):
+            written.extend([r.key, *(v.key for v in r.variants)])
     for r in results:
         if isinstance(r, DimensionsExceeded):
             raise errors.ImageDimensionsExceeded(str(r))
@@ -200,7 +203,11 @@ async def _convert_all(
             raise errors.InvalidFileContent(str(r))
         if isinstance(r, BaseException):
             raise r
-    return [SyncResult(r.key, r.format, r.size) for r in results if isinstance(r, StoredResult)]
+    return [
+        SyncResult(r.key, r.format, r.size, r.width, r.height, r.variants)
+        for r in results
+        if isinstance(r, StoredResult)
+    ]
 
 
 def _stem(original: uploads.StoredOriginal, at: datetime) -> str:

@@ -17,6 +17,7 @@ IMAGE_DETAILS = (
     "  AND q.reference_type_id = i.reference_type_id AND q.reference_id = i.reference_id) AS seq"
     " FROM images i LEFT JOIN storage_objects s ON s.image_id = i.image_id WHERE i.image_id = %s"
 )
+VARIANTS = "SELECT width, height, image_url FROM image_variants WHERE image_id = %s ORDER BY width"
 STATUS_COUNTS = "SELECT status, COUNT(*) FROM images GROUP BY status"
 OUTBOX_LAG = (
     "SELECT status, COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('PENDING', 'FAILED') GROUP BY status"
@@ -24,12 +25,14 @@ OUTBOX_LAG = (
 
 
 async def image_details(pool: aiomysql.Pool, image_id: str) -> dict[str, Any] | None:
-    """Return the image's public view, or None."""
+    """Return the image's public view (its variants ascending, empty until READY), or None."""
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(IMAGE_DETAILS, (image_id,))
         row = await cur.fetchone()
-    if row is None:
-        return None
+        if row is None:
+            return None
+        await cur.execute(VARIANTS, (image_id,))
+        variants = [{"width": w, "height": h, "imageUrl": url} for w, h, url in await cur.fetchall()]
     return {
         "id": row[0],
         "status": row[1],
@@ -46,6 +49,7 @@ async def image_details(pool: aiomysql.Pool, image_id: str) -> dict[str, Any] | 
         "convertedFormat": row[12],
         "width": row[13],
         "height": row[14],
+        "variants": variants,
         "seqNumber": row[15],
     }
 

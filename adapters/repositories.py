@@ -11,6 +11,7 @@ from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
+from core.variants import Sizes, Variant
 
 
 def _db(at: datetime) -> datetime:
@@ -70,6 +71,13 @@ INSERT_SEQUENCE = (
 SEQUENCE_ROW = "(%s, %s, %s, %s, %s, %s)"
 DELETE_IMAGE = "DELETE FROM images WHERE image_id = %s"
 DELETE_ATTEMPTS = "DELETE FROM conversion_attempts WHERE image_id = %s"
+INSERT_VARIANT = "INSERT INTO image_variants (image_id, width, height, storage_location, image_url, size) VALUES "
+VARIANT_ROW = "(%s, %s, %s, %s, %s, %s)"
+SELECT_SIZES = (
+    "SELECT s.image_id, s.width, s.height, v.width, v.height, v.storage_location, v.image_url, v.size"
+    " FROM storage_objects s LEFT JOIN image_variants v ON v.image_id = s.image_id"
+    " WHERE s.image_id IN ({}) ORDER BY s.image_id, v.width"
+)
 INSERT_OUTBOX = (
     "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
 )
@@ -213,6 +221,21 @@ class MariaDbImages(_Repository):
 
     async def forget_attempts(self, image_id: str) -> None:
         self._tx.write(DELETE_ATTEMPTS, (image_id,))
+
+    async def add_variants(self, image_id: str, variants: Sequence[Variant]) -> None:
+        rows = [(image_id, v.width, v.height, v.key, v.image_url, v.size) for v in variants]
+        self._tx.write_rows(INSERT_VARIANT, VARIANT_ROW, rows)
+
+    async def sizes_of(self, image_ids: Sequence[str]) -> dict[str, Sizes]:
+        if not image_ids:
+            return {}
+        rows = await self._tx.fetchall(SELECT_SIZES.format(", ".join(["%s"] * len(image_ids))), tuple(image_ids))
+        found: dict[str, tuple[int | None, int | None, list[Variant]]] = {}
+        for image_id, width, height, v_width, v_height, key, url, size in rows:
+            _, _, variants = found.setdefault(image_id, (width, height, []))
+            if v_width is not None:
+                variants.append(Variant(v_width, v_height, key, url, int(size)))
+        return {i: Sizes(w, h, tuple(vs)) for i, (w, h, vs) in found.items()}
 
 
 class MariaDbOutbox(_Repository):

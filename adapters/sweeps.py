@@ -17,6 +17,7 @@ import aiomysql
 import structlog
 
 from adapters.storage import TMP_SUFFIX, FileStore
+from core import variants
 
 log = structlog.get_logger("sweeps")
 
@@ -28,7 +29,10 @@ EXPIRED = (
 )
 DELETE_IMAGE = "DELETE FROM images WHERE image_id = %s AND status = %s"
 DELETE_PROCESSED = "DELETE FROM processed_events WHERE processed_at < %s ORDER BY processed_at LIMIT %s"
-KEYS_OF = "SELECT image_id, storage_location, origin_location FROM storage_objects WHERE image_id IN ({})"
+KEYS_OF = (
+    "SELECT storage_location, origin_location FROM storage_objects WHERE image_id IN ({0})"
+    " UNION ALL SELECT storage_location, NULL FROM image_variants WHERE image_id IN ({0})"
+)
 
 Progress = Callable[[int], None]
 
@@ -114,12 +118,12 @@ async def _referenced(pool: aiomysql.Pool, keys: list[str]) -> set[str]:
     if not ids:
         return set()
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(KEYS_OF.format(", ".join(["%s"] * len(ids))), sorted(ids))
-        return {k for _, *pair in await cur.fetchall() for k in pair if k}
+        await cur.execute(KEYS_OF.format(", ".join(["%s"] * len(ids))), sorted(ids) * 2)
+        return {k for pair in await cur.fetchall() for k in pair if k}
 
 
 def _image_id(key: str) -> str | None:
     name = PurePosixPath(key).name
     if name.endswith(TMP_SUFFIX):
         return None  # an interrupted write: never referenced
-    return name.split(".", 1)[0] or None
+    return variants.image_id_of(name.split(".", 1)[0]) or None  # `abc_320w.webp` is abc's variant

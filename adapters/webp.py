@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pillow_heif
@@ -19,6 +20,7 @@ from adapters.isobmff import InvalidContainer, container_format
 from adapters.storage import FileStore
 from adapters.svg import InvalidSvg, sanitize_svg
 from core.uploads import WEBP, file_suffix
+from core.variants import VariantFile, sizes_for, variant_key
 
 WEBP_QUALITY = 80  # CONTRACT 4 / guide 6.4
 WEBP_METHOD = 4  # libwebp's default speed/size trade-off
@@ -45,6 +47,7 @@ class Converted:
     width: int | None
     height: int | None
     fallback_reason: str | None = None  # set when WebP encoding failed and the original is kept
+    variants: tuple[tuple[int, int, bytes], ...] = ()  # (width, height, WebP bytes), ascending
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class StoredResult:
     width: int | None
     height: int | None
     fallback_reason: str | None
+    variants: tuple[VariantFile, ...] = ()
 
 
 def configure_pillow(max_pixels: int) -> None:
@@ -64,22 +68,26 @@ def configure_pillow(max_pixels: int) -> None:
     Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def convert(data: bytes, max_pixels: int) -> Converted:
-    """Convert an uploaded file to what is stored; raise ConversionFailed when it cannot be.
+def convert(data: bytes, max_pixels: int, widths: Sequence[int] = ()) -> Converted:
+    """Convert an uploaded file to what is stored, with a variant per width smaller than the image.
+
+    Raise ConversionFailed when it cannot be converted. Variants are made from the same decode as
+    the full-size WebP (orientation applied once); an animated input's variants are still images
+    of its first frame. Pass-through formats and a kept original (WebP encoding failed) have none.
 
     Every failure of an input is a ConversionFailed, whatever raised it inside a codec or parser
     (a RecursionError included): the image ends FAILED, a sync upload answers 400, never 500.
     A MemoryError is let through: the pool turns it into the memory ceiling's failure.
     """
     try:
-        return _convert(data, max_pixels)
+        return _convert(data, max_pixels, widths)
     except (ConversionFailed, MemoryError):
         raise
     except Exception as exc:
         raise ConversionFailed(f"conversion error: {type(exc).__name__}: {exc}") from None
 
 
-def _convert(data: bytes, max_pixels: int) -> Converted:
+def _convert(data: bytes, max_pixels: int, widths: Sequence[int]) -> Converted:
     kind = sniff(data[:4096])
     if kind is None:
         raise ConversionFailed("not a file of any supported format")
@@ -93,10 +101,10 @@ def _convert(data: bytes, max_pixels: int) -> Converted:
             return Converted(sanitize_svg(data), "SVG", None, None)
         except InvalidSvg as exc:
             raise ConversionFailed(str(exc)) from None
-    return _convert_raster(data, kind, max_pixels)
+    return _convert_raster(data, kind, max_pixels, widths)
 
 
-def _convert_raster(data: bytes, kind: str, max_pixels: int) -> Converted:
+def _convert_raster(data: bytes, kind: str, max_pixels: int, widths: Sequence[int]) -> Converted:
     assert kind in PIXEL_FORMATS
     configure_pillow(max_pixels)
     try:
@@ -106,7 +114,14 @@ def _convert_raster(data: bytes, kind: str, max_pixels: int) -> Converted:
                 if img.width * img.height > max_pixels:
                     raise TooManyPixels(f"{img.width}x{img.height} is over {max_pixels} pixels")
                 animated = getattr(img, "n_frames", 1) > 1
-                encoded, size = _encode_animated(img, max_pixels) if animated else _encode_still(img)
+                if animated:
+                    encoded, size = _encode_animated(img, max_pixels)
+                    img.seek(0)
+                    frame, icc = to_webp_mode(img, img.info.get("icc_profile"))
+                else:
+                    frame, icc = _decoded_still(img)
+                    encoded, size = _save(frame, icc, save_all=False), frame.size
+                variants = tuple(_variants(frame, icc, widths))
     except (TooManyPixels, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DimensionsExceeded(f"image dimensions exceeded: {exc}") from None
     except _EncodeFailed as exc:
@@ -114,7 +129,7 @@ def _convert_raster(data: bytes, kind: str, max_pixels: int) -> Converted:
         return Converted(data, kind, exc.width, exc.height, fallback_reason=str(exc))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ConversionFailed(f"undecodable {kind}: {exc}") from None
-    return Converted(encoded, WEBP, size[0], size[1])
+    return Converted(encoded, WEBP, size[0], size[1], variants=variants)
 
 
 class _EncodeFailed(Exception):
@@ -123,15 +138,26 @@ class _EncodeFailed(Exception):
         self.width, self.height = width, height
 
 
-def _encode_still(img: Image.Image) -> tuple[bytes, tuple[int, int]]:
+def _decoded_still(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     img.load()  # decode errors (truncated files) surface here, as decode errors
     icc = img.info.get("icc_profile")
     # HEIF decoders apply the orientation themselves and reset the tag, so this is a no-op there.
     # In place: without it Pillow returns a full copy even when there is nothing to turn (200 MB
     # more at 50 MP RGBA).
     ImageOps.exif_transpose(img, in_place=True)
-    frame, icc = to_webp_mode(img, icc)
-    return _save(frame, icc, save_all=False), frame.size
+    return to_webp_mode(img, icc)
+
+
+# Lanczos after a box reduction to within 3x of the target (Pillow's reducing_gap): indistinguishable
+# from plain Lanczos at these ratios, and it reads the full-size pixels once per variant, not 3x3 times.
+RESIZE_FILTER = Image.Resampling.LANCZOS
+REDUCING_GAP = 3.0
+
+
+def _variants(frame: Image.Image, icc: bytes | None, widths: Sequence[int]) -> Iterator[tuple[int, int, bytes]]:
+    for width, height in sizes_for(frame.width, frame.height, widths):
+        smaller = frame.resize((width, height), RESIZE_FILTER, reducing_gap=REDUCING_GAP)
+        yield width, height, _save(smaller, icc, save_all=False)
 
 
 def _encode_animated(img: Image.Image, max_pixels: int) -> tuple[bytes, tuple[int, int]]:
@@ -231,21 +257,30 @@ def _save(img: Image.Image, icc: bytes | None, *, save_all: bool, **extra: objec
     return out.getvalue()
 
 
-def convert_stored(root: str, origin_key: str, target_stem: str, max_pixels: int) -> StoredResult:
-    """Convert a stored original and write `{target_stem}.{ext}` atomically; runs in a pool process.
+def convert_stored(
+    root: str, origin_key: str, target_stem: str, max_pixels: int, widths: Sequence[int] = ()
+) -> StoredResult:
+    """Convert a stored original and write `{target_stem}.{ext}` and its variants atomically.
 
-    Deterministic: running it twice for one image writes the same key with the same bytes.
+    Runs in a pool process. Deterministic: running it twice for one image writes the same keys
+    with the same bytes.
     """
     store = FileStore(root)
-    return _store(store, convert(store.read(origin_key), max_pixels), target_stem)
+    return _store(store, convert(store.read(origin_key), max_pixels, widths), target_stem)
 
 
-def convert_and_store(root: str, data: bytes, target_stem: str, max_pixels: int) -> StoredResult:
-    """Convert uploaded bytes and write the result atomically (the ?sync=true path)."""
-    return _store(FileStore(root), convert(data, max_pixels), target_stem)
+def convert_and_store(
+    root: str, data: bytes, target_stem: str, max_pixels: int, widths: Sequence[int] = ()
+) -> StoredResult:
+    """Convert uploaded bytes and write the result and its variants atomically (the ?sync=true path)."""
+    return _store(FileStore(root), convert(data, max_pixels, widths), target_stem)
 
 
 def _store(store: FileStore, result: Converted, target_stem: str) -> StoredResult:
     key = f"{target_stem}.{file_suffix(result.format)}"
+    variants = []
+    for width, height, data in result.variants:
+        variant = variant_key(key, width)
+        variants.append(VariantFile(width, height, variant, store.write(variant, data)))
     size = store.write(key, result.data)
-    return StoredResult(key, result.format, size, result.width, result.height, result.fallback_reason)
+    return StoredResult(key, result.format, size, result.width, result.height, result.fallback_reason, tuple(variants))

@@ -261,8 +261,23 @@ DOCUMENT: dict[str, Any] = {
                     "convertedSize": {"type": ["integer", "null"]},
                     "originFormat": {"type": ["string", "null"]},
                     "convertedFormat": {"type": ["string", "null"]},
-                    "width": {"type": ["integer", "null"]},
+                    "width": {"type": ["integer", "null"], "description": "Pixels of the stored image"},
                     "height": {"type": ["integer", "null"]},
+                    "variants": {
+                        "type": "array",
+                        "description": "Smaller widths made at conversion (per reference type), ascending; "
+                        "empty until READY, and for images narrower than every width",
+                        "items": {"$ref": "#/components/schemas/Variant"},
+                    },
+                },
+            },
+            "Variant": {
+                "type": "object",
+                "required": ["width", "height", "imageUrl"],
+                "properties": {
+                    "width": {"type": "integer"},
+                    "height": {"type": "integer"},
+                    "imageUrl": {"type": "string", "description": "`{uuid}_{width}w.webp` beside the full size"},
                 },
             },
             "Extension": {

@@ -11,6 +11,7 @@ from core.events import Envelope
 from core.images import Image, ImageStatus, StatusChange, transition
 from core.ports import SequenceEntry
 from core.references import ReferenceRule
+from core.variants import NO_SIZES, Sizes
 
 IMAGE_CHANGED = "IMAGE_CHANGED"
 IMAGES_CHANGED = "IMAGES_CHANGED"
@@ -140,15 +141,25 @@ def plan_delete_all(
     return ConfirmPlan(reference_type, reference_id, [], changes, [], IMAGES_DELETED if changes else None)
 
 
-def change_event(plan: ConfirmPlan, *, event_id: str, at: datetime) -> Envelope:
-    """Build the `<type>-image-changed` envelope of an applied plan."""
+def change_event(
+    plan: ConfirmPlan, *, event_id: str, at: datetime, sizes: Mapping[str, Sizes] | None = None
+) -> Envelope:
+    """Build the `<type>-image-changed` envelope of an applied plan; `sizes` by image id."""
     kind = dict(reference_type=plan.reference_type, reference_id=plan.reference_id)
+    known = sizes or {}
     if plan.event == IMAGE_CHANGED:
         only = plan.images[0]
-        return events.image_changed(event_id=event_id, at=at, image_id=only.image_id, image_url=only.image_url, **kind)
+        return events.image_changed(
+            event_id=event_id,
+            at=at,
+            image_id=only.image_id,
+            image_url=only.image_url,
+            sizes=known.get(only.image_id, NO_SIZES),
+            **kind,
+        )
     if plan.event == IMAGES_CHANGED:
         listed = [
-            events.SequencedImage(i.image_id, i.image_url, entry.seq_number)
+            events.SequencedImage(i.image_id, i.image_url, entry.seq_number, known.get(i.image_id, NO_SIZES))
             for i, entry in zip(plan.images, plan.sequence, strict=True)
         ]
         return events.images_changed(event_id=event_id, at=at, images=listed, **kind)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from core.variants import NO_SIZES, Sizes
+
 IMAGE_UPLOADED_TOPIC = "image-uploaded"
 UPLOAD_REQUESTED_TOPIC = "image-upload-requested"
 IMAGE_PROCESSED_TOPIC = "image-processed"
@@ -95,13 +97,21 @@ class SequencedImage:
     image_id: str
     image_url: str
     seq_number: int
+    sizes: Sizes = NO_SIZES
 
 
 def image_changed(
-    *, event_id: str, at: datetime, reference_type: str, reference_id: str, image_id: str, image_url: str
+    *,
+    event_id: str,
+    at: datetime,
+    reference_type: str,
+    reference_id: str,
+    image_id: str,
+    image_url: str,
+    sizes: Sizes = NO_SIZES,
 ) -> Envelope:
-    """Build IMAGE_CHANGED: a single-image reference now shows `image_id`."""
-    payload = {"referenceId": reference_id, "imageId": image_id, "imageUrl": image_url}
+    """Build IMAGE_CHANGED: a single-image reference now shows `image_id` (with its sizes and variants)."""
+    payload = {"referenceId": reference_id, "imageId": image_id, "imageUrl": image_url, **sizes.to_wire()}
     return Envelope(event_id, IMAGE_CHANGED, at, topic_for(reference_type), reference_id, payload)
 
 
@@ -122,6 +132,7 @@ def images_changed(
                 "imageUrl": i.image_url,
                 "referenceId": reference_id,
                 "seqNumber": i.seq_number,
+                **i.sizes.to_wire(),
             }
             for i in images
         ],
@@ -136,10 +147,19 @@ def images_deleted(*, event_id: str, at: datetime, reference_type: str, referenc
 
 
 def image_processed(
-    *, event_id: str, at: datetime, image_id: str, ready: bool, image_url: str, reason: str | None
+    *,
+    event_id: str,
+    at: datetime,
+    image_id: str,
+    ready: bool,
+    image_url: str,
+    reason: str | None,
+    sizes: Sizes = NO_SIZES,
 ) -> Envelope:
-    """Build IMAGE_READY or IMAGE_FAILED on the `image-processed` topic."""
+    """Build IMAGE_READY (with the image's sizes and variants) or IMAGE_FAILED on `image-processed`."""
     status = "READY" if ready else "FAILED"
-    payload = {"imageId": image_id, "status": status, "imageUrl": image_url, "reason": reason}
+    payload: dict[str, Any] = {"imageId": image_id, "status": status, "imageUrl": image_url, "reason": reason}
+    if ready:
+        payload.update(sizes.to_wire())
     event_type = IMAGE_READY if ready else IMAGE_FAILED
     return Envelope(event_id, event_type, at, IMAGE_PROCESSED_TOPIC, image_id, payload)

@@ -15,7 +15,7 @@ from core.events import Envelope
 from core.images import REQUEUEABLE, requeued
 from core.ports import UnitOfWork
 from core.references import ReferenceData
-from core.services import NewId
+from core.services import NewId, announcement
 
 OPERATOR = "operator"  # status_history.updated_by of an operator's change
 
@@ -44,7 +44,8 @@ async def replay(
                 raise errors.ReferenceTypeNotFound(f"unknown reference type {code}")
             await uow.images.lock_reference(rule.code, reference_id, now)
             current = await uow.images.confirmed_of(rule.code, reference_id, for_update=True)
-            envelope = confirm.change_event(confirm.plan_replay(rule, reference_id, current), event_id=new_id(), at=now)
+            plan = confirm.plan_replay(rule, reference_id, current)
+            envelope = await announcement(uow, plan, event_id=new_id(), at=now)
             await uow.outbox.add(envelope)
             announced.append(envelope)
         if announced:

@@ -11,6 +11,7 @@ from typing import Protocol, Self
 from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, StatusChange
+from core.variants import Sizes, Variant
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class ImageRepository(Protocol):
     async def save_storage(self, record: StorageRecord) -> None: ...
     async def delete(self, image_id: str) -> None: ...
     async def forget_attempts(self, image_id: str) -> None: ...
+    async def add_variants(self, image_id: str, variants: Sequence[Variant]) -> None: ...
+    async def sizes_of(self, image_ids: Sequence[str]) -> dict[str, Sizes]: ...
 
 
 class Outbox(Protocol):

@@ -16,6 +16,7 @@ from core.idempotency import Remember
 from core.images import Image, ImageStatus, created, transition
 from core.ports import StorageRecord, UnitOfWork
 from core.references import ReferenceData
+from core.variants import NO_SIZES, Sizes, Variant, VariantFile
 
 NewId = Callable[[], str]
 CONVERTER = "image-converter"  # processed_events.consumer of the conversion agent
@@ -28,6 +29,13 @@ class SyncResult:
     key: str
     format: str
     size: int
+    width: int | None = None
+    height: int | None = None
+    variants: tuple[VariantFile, ...] = ()
+
+
+def _variants(files: Sequence[VariantFile], base_url: str) -> list[Variant]:
+    return [Variant(f.width, f.height, f.key, uploads.image_url(base_url, f.key), f.size) for f in files]
 
 
 async def record_uploads(
@@ -58,6 +66,10 @@ async def record_uploads(
             if done is None:
                 await uow.outbox.add(uploads.image_uploaded(original, image, event_id=new_id()))
             else:
+                variants = _variants(done.variants, base_url)
+                if variants:
+                    await uow.images.add_variants(image.image_id, variants)
+                sizes = Sizes(done.width or original.width, done.height or original.height, tuple(variants))
                 await uow.outbox.add(
                     image_processed(
                         event_id=new_id(),
@@ -66,6 +78,7 @@ async def record_uploads(
                         ready=True,
                         image_url=image.image_url,
                         reason=None,
+                        sizes=sizes,
                     )
                 )
             images.append(image)
@@ -84,8 +97,9 @@ def _storage_row(original: uploads.StoredOriginal, done: SyncResult | None) -> S
         origin_format=original.origin_format,
         converted_size=done.size if done else None,
         converted_format=done.format if done else None,
-        width=original.width,
-        height=original.height,
+        # The converted size when known: EXIF orientation can swap the header's width and height.
+        width=(done.width if done else None) or original.width,
+        height=(done.height if done else None) or original.height,
     )
 
 
@@ -100,6 +114,7 @@ class ConversionOutcome:
     width: int | None = None
     height: int | None = None
     reason: str | None = None  # why FAILED, or why the original was kept
+    variants: tuple[VariantFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,7 @@ async def complete_conversion(
         storage = await uow.images.storage(image_id)
         origin = storage.origin_location if storage else None
         remove_origin = None
+        sizes = NO_SIZES
         if outcome.ready:
             assert outcome.key is not None and storage is not None
             url = uploads.image_url(base_url, outcome.key)
@@ -159,6 +175,10 @@ async def complete_conversion(
                     height=outcome.height or storage.height,
                 )
             )
+            variants = _variants(outcome.variants, base_url)
+            if variants:
+                await uow.images.add_variants(image_id, variants)
+            sizes = Sizes(outcome.width or storage.width, outcome.height or storage.height, tuple(variants))
         else:
             image, change = transition(image, ImageStatus.FAILED, at=now, by=CONVERTER, reason=outcome.reason)
         await uow.images.save(image)
@@ -172,6 +192,7 @@ async def complete_conversion(
                 ready=outcome.ready,
                 image_url=image.image_url,
                 reason=outcome.reason,
+                sizes=sizes,
             )
         )
         await uow.commit()
@@ -257,4 +278,10 @@ async def _apply(uow: UnitOfWork, plan: ConfirmPlan, *, now: datetime, new_id: N
         await uow.images.save(image)
         await uow.images.add_history(change)
     await uow.images.replace_sequence(plan.reference_type, plan.reference_id, plan.sequence, now)
-    await uow.outbox.add(confirm.change_event(plan, event_id=new_id(), at=now))
+    await uow.outbox.add(await announcement(uow, plan, event_id=new_id(), at=now))
+
+
+async def announcement(uow: UnitOfWork, plan: ConfirmPlan, *, event_id: str, at: datetime) -> Envelope:
+    """The plan's change event, its images carrying their sizes and variants as stored."""
+    sizes = await uow.images.sizes_of([i.image_id for i in plan.images]) if plan.images else {}
+    return confirm.change_event(plan, event_id=event_id, at=at, sizes=sizes)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from core.variants import DEFAULT_VARIANT_WIDTHS, VariantWidths, parse_widths
+
 PREFIX = "IMAGES_"
 
 
@@ -163,6 +165,12 @@ class Settings:
     max_file_bytes: int = _setting("MAX_FILE_BYTES", _positive_int, 10 * 1024 * 1024, "Per-file limit")
     max_request_bytes: int = _setting("MAX_REQUEST_BYTES", _positive_int, 100 * 1024 * 1024, "Per-request limit")
     max_image_pixels: int = _setting("MAX_IMAGE_PIXELS", _positive_int, 50_000_000, "Largest width*height accepted")
+    variant_widths: VariantWidths = _setting(
+        "VARIANT_WIDTHS",
+        parse_widths,
+        DEFAULT_VARIANT_WIDTHS,
+        "Variant widths per reference type, over the defaults: `PRODUCT=320,640;PROFILE=` (empty: none)",
+    )
     keep_originals: bool = _setting(
         "KEEP_ORIGINALS", _bool, False, "Keep the uploaded original after a successful conversion"
     )

@@ -17,6 +17,7 @@ from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
+from core.variants import Sizes, Variant
 
 
 @dataclass
@@ -32,6 +33,7 @@ class FakeState:
     processed: dict[tuple[str, str], str] = field(default_factory=dict)
     answers: dict[str, tuple[str, StoredAnswer]] = field(default_factory=dict)  # key hash -> (fingerprint, answer)
     attempts: dict[str, int] = field(default_factory=dict)  # conversion attempts per image
+    variants: dict[str, list[Variant]] = field(default_factory=dict)
 
 
 class FakeImages:
@@ -100,6 +102,19 @@ class FakeImages:
 
     async def forget_attempts(self, image_id: str) -> None:
         self.s.attempts.pop(image_id, None)
+
+    async def add_variants(self, image_id: str, variants: Sequence[Variant]) -> None:
+        kept = self.s.variants.setdefault(image_id, [])
+        if {v.width for v in kept} & {v.width for v in variants}:
+            raise KeyError(f"duplicate variant of {image_id}")  # MariaDB: the primary key
+        kept.extend(variants)
+
+    async def sizes_of(self, image_ids: Sequence[str]) -> dict[str, Sizes]:
+        return {
+            i: Sizes(s.width, s.height, tuple(sorted(self.s.variants.get(i, []), key=lambda v: v.width)))
+            for i in image_ids
+            if (s := self.s.storage.get(i)) is not None
+        }
 
 
 class FakeOutbox:

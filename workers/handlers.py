@@ -133,7 +133,7 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
     else:
         stem = uploads.image_key(category, created, image_id, uploads.WEBP).removesuffix(".webp")
         with metrics.CONVERSION_SECONDS.time():
-            outcome = await _convert(res, origin_key, stem)
+            outcome = await _convert(res, origin_key, stem, res.settings.variant_widths.for_type(category))
     settings = res.settings
 
     async def complete() -> services.Completion:
@@ -166,8 +166,8 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
     return status if done.applied else "skipped"
 
 
-async def _convert(res: Resources, origin_key: str, stem: str) -> services.ConversionOutcome:
-    args = (res.settings.upload_dir, origin_key, stem, res.settings.max_image_pixels)
+async def _convert(res: Resources, origin_key: str, stem: str, widths: tuple[int, ...]) -> services.ConversionOutcome:
+    args = (res.settings.upload_dir, origin_key, stem, res.settings.max_image_pixels, widths)
     try:
         stored = await res.converter.run(convert_stored, *args)
     except ConversionFailed as exc:
@@ -184,6 +184,7 @@ async def _convert(res: Resources, origin_key: str, stem: str) -> services.Conve
         width=stored.width,
         height=stored.height,
         reason=stored.fallback_reason,
+        variants=stored.variants,
     )
 
 

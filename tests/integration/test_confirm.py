@@ -42,7 +42,36 @@ async def make_image(
             " VALUES (%s, %s, %s, %s, %s, 'u', %s, %s)",
             (image_id, status.value, kind, ref, f"http://img/{kind}/{image_id}.webp", now, now),
         )
+        await cur.execute(
+            "INSERT INTO storage_objects (image_id, storage_location, origin_size, converted_size, origin_format_id,"
+            " converted_format_id, width, height) VALUES (%s, %s, 10, 5, 'JPG', 'WEBP', 800, 600)",
+            (image_id, f"{kind}/{image_id}.webp"),
+        )
+        for width, height in ((64, 48), (256, 192)):
+            await cur.execute(
+                "INSERT INTO image_variants (image_id, width, height, storage_location, image_url, size)"
+                " VALUES (%s, %s, %s, %s, %s, 3)",
+                (
+                    image_id,
+                    width,
+                    height,
+                    f"{kind}/{image_id}_{width}w.webp",
+                    f"http://img/{kind}/{image_id}_{width}w.webp",
+                ),
+            )
     return image_id
+
+
+def sizes(kind: str, image_id: str) -> dict:
+    """The width, height and variants make_image stored, as the events carry them."""
+    variants = [(64, 48), (256, 192)]
+    return {
+        "width": 800,
+        "height": 600,
+        "variants": [
+            {"width": w, "height": h, "imageUrl": f"http://img/{kind}/{image_id}_{w}w.webp"} for w, h in variants
+        ],
+    }
 
 
 async def batch(client: TestClient, ref: str, ids: list[str]):  # type: ignore[no-untyped-def]
@@ -92,6 +121,7 @@ async def test_first_single_confirm_announces_image_changed(client, pool, settin
         "referenceId": r_id,
         "imageId": image,
         "imageUrl": f"http://img/PROFILE/{image}.webp",
+        **sizes("PROFILE", image),  # additions: the fields above keep their names and meaning
     }
     assert await statuses(pool, [image]) == ["CONFIRMED"]
 
@@ -125,6 +155,9 @@ async def test_batch_confirm_keeps_list_order(client, pool, settings, relay) -> 
         (order[1], 1, r_id),
         (order[2], 2, r_id),
     ]
+    for listed, image_id in zip(msg.value["payload"]["images"], order, strict=True):
+        assert {k: listed[k] for k in ("width", "height", "variants")} == sizes("PRODUCT", image_id)
+        assert listed["imageUrl"] == f"http://img/PRODUCT/{image_id}.webp"
     assert await sequence(pool, "PRODUCT", r_id) == order
 
 
