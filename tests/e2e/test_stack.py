@@ -136,6 +136,48 @@ async def test_an_uploaded_then_confirmed_list_is_announced(api: ImageClient, st
     assert [i["imageId"] for i in msg.value["payload"]["images"]] == list(reversed(ids))
 
 
+async def test_variants_are_served_at_their_urls_and_announced_beside_the_old_fields(
+    api: ImageClient, stack: Stack
+) -> None:
+    import io
+    import json
+
+    import jsonschema
+    from PIL import Image
+
+    _, (body,) = await api.upload([("wide.jpg", images.noisy_jpeg(1000, 500))], category="PRODUCT")
+    image = await wait_ready(api, body["id"])
+    assert image["status"] == "READY" and (image["width"], image["height"]) == (1000, 500)
+    assert [(v["width"], v["height"]) for v in image["variants"]] == [(320, 160), (640, 320)]  # no 1280: no upscale
+    for variant in image["variants"]:
+        status, data = await api.get(variant["imageUrl"])
+        assert status == 200 and variant["imageUrl"].endswith(f"{body['id']}_{variant['width']}w.webp")
+        with Image.open(io.BytesIO(data)) as served:
+            assert (served.format, served.size) == ("WEBP", (variant["width"], variant["height"]))
+
+    reference = f"product-{body['id'][:8]}"
+    assert (await api.confirm(reference, [body["id"]]))[0] == 200
+    (msg,) = await read_messages(
+        stack.settings.kafka_bootstrap, "product-image-changed", match=lambda m: m.key == reference, count=1
+    )
+    (listed,) = msg.value["payload"]["images"]
+    # What a consumer of the original service reads is unchanged; width, height and variants are added.
+    assert {k: listed[k] for k in ("imageId", "imageUrl", "referenceId", "seqNumber")} == {
+        "imageId": body["id"],
+        "imageUrl": body["imageUrl"],
+        "referenceId": reference,
+        "seqNumber": 0,
+    }
+    assert (listed["width"], listed["height"], listed["variants"]) == (1000, 500, image["variants"])
+    ready = await read_messages(
+        stack.settings.kafka_bootstrap, "image-processed", match=lambda m: m.key == body["id"], count=1
+    )
+    assert ready[0].value["payload"]["variants"] == image["variants"]
+    schema = json.loads((ROOT / "docs" / "events.schema.json").read_text())
+    for message in (msg, *ready):
+        jsonschema.validate(message.value, schema)  # the published messages, as docs/ describes them
+
+
 async def test_two_workers_share_the_topic(api: ImageClient, stack: Stack) -> None:
     second = stack.start("workers-2", ["workers", "worker"])
     await services.eventually(lambda: worker_ready(second), timeout_s=60, what="workers-2 to join")
