@@ -1,4 +1,4 @@
-"""Conversion benchmark (issue 5): worker images/s next to a raw Pillow loop, and upload-to-READY latency.
+"""Conversion benchmark (issues 5, 17): worker images/s next to a raw Pillow loop, and upload-to-READY latency.
 
 Both sides convert the same generated photos (1080p and 12 MP JPEGs) on the same cores in the same
 run. The raw loop is the floor of what Python can do: a pool of fresh processes mapping open ->
@@ -6,12 +6,18 @@ exif_transpose -> WebP q80 over bytes in memory, with Pillow's defaults; it runs
 with the worker's memory settings ("tuned"), so the pipeline's own cost shows too. The worker side
 is the whole pipeline: ingest (file + rows + outbox), relay, Faust worker, conversion in its
 process pool, the READY transaction. Target: >= 0.9x the raw loop.
+
+Each photo set runs twice: full size only (uploaded as CATEGORY, whose widths this run sets to
+none), and with PRODUCT's variants (320, 640, 1280), where the raw loop makes the same sizes from
+its one decode (Lanczos with reducing_gap=3, as the worker). Target there: >= 0.95x the raw loop;
+the row also says what the variants cost next to full size only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import json
 import multiprocessing
@@ -30,18 +36,29 @@ from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings
+from core.variants import parse_widths
 from tests import images, services
 from tests.e2e.client import ImageClient
 
+FULL_ONLY, WITH_VARIANTS = "CATEGORY", "PRODUCT"
+BENCH_WIDTHS = f"{FULL_ONLY}=;{WITH_VARIANTS}=320,640,1280"
 
-def raw_convert(data: bytes) -> int:
+
+def raw_convert(data: bytes, widths: tuple[int, ...] = ()) -> int:
     with Image.open(io.BytesIO(data)) as img:
         out = io.BytesIO()
-        ImageOps.exif_transpose(img).save(out, "WEBP", quality=80, method=4)
-        return out.tell()
+        turned = ImageOps.exif_transpose(img)
+        turned.save(out, "WEBP", quality=80, method=4)
+        total = out.tell()
+        for width in (w for w in widths if w < turned.width):
+            size = (width, max(1, round(turned.height * width / turned.width)))
+            out = io.BytesIO()
+            turned.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0).save(out, "WEBP", quality=80, method=4)
+            total += out.tell()
+        return total
 
 
-def raw_loop(photos: list[bytes], processes: int, *, tuned: bool = False) -> float:
+def raw_loop(photos: list[bytes], processes: int, *, tuned: bool = False, widths: tuple[int, ...] = ()) -> float:
     """Images/s of a process pool mapping raw_convert over the photos.
 
     Fresh processes (forkserver), as the worker's pool has: a forked child would inherit this
@@ -51,14 +68,17 @@ def raw_loop(photos: list[bytes], processes: int, *, tuned: bool = False) -> flo
     """
     initializer, initargs = (prepare_process, (Settings().max_image_pixels,)) if tuned else (None, ())
     context = multiprocessing.get_context("forkserver")
+    convert = functools.partial(raw_convert, widths=widths)
     with ProcessPoolExecutor(processes, mp_context=context, initializer=initializer, initargs=initargs) as pool:
-        list(pool.map(raw_convert, photos[:processes]))  # warm the processes
+        list(pool.map(convert, photos[:processes]))  # warm the processes
         began = time.perf_counter()
-        list(pool.map(raw_convert, photos))
+        list(pool.map(convert, photos))
         return len(photos) / (time.perf_counter() - began)
 
 
-async def pipeline(settings: Settings, photos: list[bytes], parallel: int | None = None) -> tuple[float, float]:
+async def pipeline(
+    settings: Settings, photos: list[bytes], parallel: int | None = None, category: str = FULL_ONLY
+) -> tuple[float, float]:
     """Ingest every photo at once; return images/s (first ingest to last READY, first to last READY).
 
     The second number is the steady rate: it leaves out the pipeline's fill time (upload to the
@@ -74,7 +94,7 @@ async def pipeline(settings: Settings, photos: list[bytes], parallel: int | None
         (img,) = await ingest(
             [IncomingFile(f"{n}.jpg", data)],
             uploader_id="bench",
-            category="POST",
+            category=category,
             reference_data=cache.data,
             settings=settings,
             writer=writer,
@@ -176,7 +196,10 @@ def main() -> None:
     }
     cores = len(__import__("os").sched_getaffinity(0))
     rows = []
-    with bench_environment("conversion", convert_processes=cores, worker_concurrency=2 * cores) as settings:
+    widths = parse_widths(BENCH_WIDTHS)
+    with bench_environment(
+        "conversion", convert_processes=cores, worker_concurrency=2 * cores, variant_widths=widths
+    ) as settings:
         settings = with_api_port(settings, log_level="INFO")
         port = settings.api_port
         log_dir = logs("conversion")
@@ -187,13 +210,16 @@ def main() -> None:
         try:
             services.wait_until(lambda: "Worker ready" in procs[1].log(), timeout_s=60, what="worker ready")
             asyncio.run(pipeline(settings, sets["1080p"][:2]))  # warm the worker's conversion processes
-            for name, photos in {} if args.latency_only else sets.items():
+            runs = [(name, photos, FULL_ONLY) for name, photos in sets.items()]
+            runs += [(f"{name}+variants", photos, WITH_VARIANTS) for name, photos in sets.items()]
+            for name, photos, category in [] if args.latency_only else runs:
                 # Median of alternating runs: this shared 2-core machine varies by +-10% run to run.
+                sizes = widths.for_type(category)
                 raws, tuneds, wholes, steadies = [], [], [], []
                 for _ in range(args.repeat):
-                    raws.append(raw_loop(photos, cores))
-                    tuneds.append(raw_loop(photos, cores, tuned=True))
-                    whole, steady = asyncio.run(pipeline(settings, photos))
+                    raws.append(raw_loop(photos, cores, widths=sizes))
+                    tuneds.append(raw_loop(photos, cores, tuned=True, widths=sizes))
+                    whole, steady = asyncio.run(pipeline(settings, photos, category=category))
                     wholes.append(whole)
                     steadies.append(steady)
                     print(
@@ -203,6 +229,7 @@ def main() -> None:
                 row = {
                     "set": name,
                     "images": len(photos),
+                    "variant_widths": list(sizes),
                     "raw_pillow_images_per_s": round(raw, 2),
                     "raw_pillow_tuned_images_per_s": round(tuned, 2),
                     "worker_images_per_s": round(steady, 2),
@@ -214,6 +241,10 @@ def main() -> None:
                         for r, t, w in zip(raws, tuneds, steadies, strict=True)
                     ],
                 }
+                if sizes and (plain := next((r for r in rows if r["set"] == name.removesuffix("+variants")), None)):
+                    # Seconds per image with variants over seconds per image at full size only.
+                    row["worker_time_vs_full_only"] = round(plain["worker_images_per_s"] / steady, 2)
+                    row["raw_time_vs_full_only"] = round(plain["raw_pillow_images_per_s"] / raw, 2)
                 rows.append(row)
                 print(row, flush=True)
             procs.append(start("api", ["api"], settings, log_dir))

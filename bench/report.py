@@ -136,6 +136,8 @@ def main() -> None:
                 r["worker_images_per_s_including_fill"],
                 r["vs_raw"],
                 r.get("vs_raw_tuned", ""),
+                r.get("worker_time_vs_full_only", ""),
+                r.get("raw_time_vs_full_only", ""),
             ]
             for r in conv["throughput"]
         ]
@@ -150,6 +152,8 @@ def main() -> None:
                     "worker img/s (incl. fill)",
                     "vs raw",
                     "vs raw with the worker's memory settings",
+                    "worker time per image vs full size only",
+                    "raw time per image vs full size only",
                 ],
                 rows,
             ),
@@ -163,6 +167,8 @@ def main() -> None:
             + " (raw/raw with memory settings/worker, img/s).",
             "",
         ]
+        full_only = [r for r in conv["throughput"] if not r.get("variant_widths")]
+        with_variants = [r for r in conv["throughput"] if r.get("variant_widths")]
         lat = conv["upload_to_ready_1080p_light_load"]
         out += [
             f"Upload-to-READY, one 1080p upload every 0.5 s over HTTP: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['count']} uploads).",
@@ -180,14 +186,24 @@ def main() -> None:
                 if "p50_legs_ms" in lat
                 else []
             ),
-            f"Target >= 0.9x the raw loop: {verdict(all(r['vs_raw'] >= 0.9 for r in conv['throughput']))}"
+            f"Target >= 0.9x the raw loop: {verdict(all(r['vs_raw'] >= 0.9 for r in full_only))}"
             + (
                 f"; against the raw loop with the worker's memory settings too: "
-                f"{verdict(all(r['vs_raw_tuned'] >= 0.9 for r in conv['throughput']))}."
-                if all("vs_raw_tuned" in r for r in conv["throughput"])
+                f"{verdict(all(r['vs_raw_tuned'] >= 0.9 for r in full_only))}."
+                if all("vs_raw_tuned" in r for r in full_only)
                 else "."
             ),
             "",
+            *(
+                [
+                    "With variants (`+variants`: PRODUCT's 320, 640 and 1280 px, the raw loop making the same "
+                    "sizes from its one decode), target >= 0.95x the raw loop: "
+                    f"{verdict(all(r['vs_raw'] >= 0.95 for r in with_variants))}.",
+                    "",
+                ]
+                if with_variants
+                else []
+            ),
         ]
     if scaling := load("scaling"):
         out += heading(
