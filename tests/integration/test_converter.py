@@ -74,7 +74,8 @@ async def test_an_image_too_big_for_the_ceiling_ends_failed_with_the_reason(
 
 @pytest.mark.parametrize("orientation", [1, 6])
 async def test_the_largest_image_allowed_converts_under_the_default_ceiling(orientation: int) -> None:
-    """50 MP with real transparency (the most a still needs: ~1.17 GB at its peak), turned or not."""
+    """50 MP with real transparency (the most a still needs: ~1.17 GB at its peak), turned or not,
+    with more variants than any type has by default (every default width at once)."""
     from io import BytesIO
 
     from PIL import Image
@@ -90,10 +91,12 @@ async def test_the_largest_image_allowed_converts_under_the_default_ceiling(orie
     noise.resize((side, side), Image.Resampling.NEAREST).save(out, "PNG", exif=exif)  # ~300 KB for 50 MP
     converter = ConverterPool(settings, processes=1)
     try:
-        converted = await converter.run(convert, out.getvalue(), settings.max_image_pixels)
+        widths = sorted({w for _, ws in settings.variant_widths.by_type for w in ws})
+        converted = await converter.run(convert, out.getvalue(), settings.max_image_pixels, widths)
     finally:
         converter.shutdown()
     assert (converted.format, converted.width, converted.height) == ("WEBP", side, side)
+    assert [w for w, _, _ in converted.variants] == widths
 
 
 OWNER = textwrap.dedent(
