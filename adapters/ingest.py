@@ -9,7 +9,6 @@ which the orphan sweep removes. A row therefore never exists without its file.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ import structlog
 
 from adapters import formats, isobmff
 from adapters.converter import ConverterPool
+from adapters.ids import new_id
 from adapters.mariadb import in_transaction_retrying
 from adapters.storage import GroupWriter
 from adapters.webp import ConversionFailed, DimensionsExceeded, StoredResult, convert_and_store
@@ -98,7 +98,7 @@ async def ingest(
     converter: ConverterPool | None = None,
     image_ids: Sequence[str] | None = None,
     now: datetime | None = None,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = new_id,
     remember: Remember | None = None,
 ) -> list[Image]:
     """Validate, store and record an upload; with `converter`, convert before answering (sync).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from adapters.ids import new_id
 from adapters.mariadb import MariaDbUnitOfWork, in_transaction_retrying
 from api import idempotent, keys
 from core import errors, idempotency, services
@@ -82,14 +82,14 @@ def _confirm(request: web.Request, reference_id: str, image_ids: list[str]) -> U
         image_ids=image_ids,
         references=references,
         now=now,
-        new_id=_new_id,
+        new_id=new_id,
         remember=remember,
     )
 
 
 def _delete_all(reference_id: str, reference_type: str | None) -> UseCase:
     return lambda uow, now, remember: services.delete_all(
-        uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=_new_id, remember=remember
+        uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=new_id, remember=remember
     )
 
 
@@ -114,7 +114,3 @@ async def _run(
     fields = request.get(keys.LOG_FIELDS, {})
     fields["events"] = [p.event for p in result.applied]
     request[keys.LOG_FIELDS] = fields
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())

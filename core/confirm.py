@@ -7,15 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core import errors, events, fields
-from core.events import Envelope
+from core.events import IMAGE_CHANGED, IMAGES_CHANGED, IMAGES_DELETED, Envelope
 from core.images import Image, ImageStatus, StatusChange, transition
 from core.ports import SequenceEntry
 from core.references import ReferenceRule
 from core.variants import NO_SIZES, Sizes
-
-IMAGE_CHANGED = "IMAGE_CHANGED"
-IMAGES_CHANGED = "IMAGES_CHANGED"
-IMAGES_DELETED = "IMAGES_DELETED"
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from adapters import inspection, mariadb
+from adapters.ids import new_id
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore
@@ -111,7 +111,7 @@ async def _replay(pool: Any, args: argparse.Namespace) -> int:
         reference_type=args.type,
         references=references.data,
         now=datetime.now(UTC),
-        new_id=lambda: str(uuid.uuid4()),
+        new_id=new_id,
     )
     for envelope in announced:
         _print({"topic": envelope.topic, "key": envelope.key, **orjson.loads(envelope.to_bytes())})
@@ -146,7 +146,7 @@ async def _requeue(settings: Settings, pool: Any, args: argparse.Namespace) -> i
                 reason=args.reason,
                 original_exists=stored,
                 now=datetime.now(UTC),
-                new_id=lambda: str(uuid.uuid4()),
+                new_id=new_id,
             )
             outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
             _print({"imageId": image_id, "outcome": done.outcome, "reason": done.reason})

@@ -24,6 +24,7 @@ import structlog
 
 from adapters import conversions, fetch
 from adapters.converter import ConverterPool
+from adapters.ids import new_id
 from adapters.ingest import IncomingFile, ingest
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
@@ -38,11 +39,6 @@ from workers import metrics
 
 log = structlog.get_logger("workers")
 COMMANDS = "upload-commands"  # processed_events.consumer of the upload-command agent
-
-
-def new_id() -> str:
-    """Return a fresh event id."""
-    return str(uuid.uuid4())
 
 
 @dataclass
