@@ -8,6 +8,7 @@ from typing import Any, Self
 
 import aiomysql
 
+from adapters.batching import Batcher
 from adapters.mariadb import MariaDbUnitOfWork, is_server_error, outcome_unknown
 from adapters.pipeline import Recorder, merge_inserts
 from adapters.repositories import repositories
@@ -29,33 +30,29 @@ class GroupCommit:
 
     def __init__(self, pool: aiomysql.Pool, *, max_units: int = 64, in_flight: int = 2) -> None:
         self._pool = pool
-        self._max_units = max_units
-        self._in_flight = in_flight
-        self._queue: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]] = []
-        self._drainers: set[asyncio.Task[None]] = set()
+        self._batcher: Batcher[list[tuple[str, Any]]] = Batcher(
+            self._commit_group, take=lambda queue: max_units, in_flight=in_flight
+        )
+
+    @property
+    def waiting(self) -> int:
+        """Units queued for the next group (not yet taken)."""
+        return self._batcher.waiting
 
     async def commit(self, writes: list[tuple[str, Any]]) -> None:
         """Commit these writes with whatever else is waiting; raise what committing them raised."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((writes, done))
-        if len(self._drainers) < self._in_flight:
-            drainer = asyncio.create_task(self._drain())
-            self._drainers.add(drainer)
-            drainer.add_done_callback(self._drainers.discard)
+        (done,) = self._batcher.submit([writes])
         await done
 
-    async def _drain(self) -> None:
-        while self._queue:
-            group, self._queue = self._queue[: self._max_units], self._queue[self._max_units :]
-            try:
-                await self._commit_group(group)
-            except BaseException:  # the loop is shutting down: what was not sent never will be
-                for _, done in group + self._queue:
-                    done.cancel()
-                self._queue = []
-                raise
-
     async def _commit_group(self, group: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]]) -> None:
+        try:
+            await self._commit_live(group)
+        except BaseException:  # the loop is shutting down: what was not sent never will be
+            for _, done in group:
+                done.cancel()
+            raise
+
+    async def _commit_live(self, group: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]]) -> None:
         live = [(writes, done) for writes, done in group if not done.cancelled()]
         if not live:
             return

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import aiomysql
+
+
+class Statements(Protocol):
+    """Where a repository sends one transaction's SQL: a Pipeline (now) or a Recorder (a group, later)."""
+
+    def write(self, sql: str, args: Sequence[Any] = ()) -> None: ...
+    def write_rows(self, sql: str, row_sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
 
 
 class Pipeline:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.pipeline import Pipeline, Recorder
+from adapters.pipeline import Statements
 from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
@@ -101,7 +101,7 @@ def _image(row: Sequence[Any]) -> Image:
 
 
 class _Repository:
-    def __init__(self, pipeline: Pipeline | Recorder) -> None:
+    def __init__(self, pipeline: Statements) -> None:
         self._tx = pipeline
 
 
@@ -282,7 +282,7 @@ class MariaDbIdempotencyKeys(_Repository):
 
 
 def repositories(
-    tx: Pipeline | Recorder,
+    tx: Statements,
 ) -> tuple[MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents, MariaDbIdempotencyKeys]:
     """The repositories of one transaction, all writing through `tx`."""
     return MariaDbImages(tx), MariaDbOutbox(tx), MariaDbProcessedEvents(tx), MariaDbIdempotencyKeys(tx)
