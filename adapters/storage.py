@@ -17,9 +17,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
+import structlog
+
 from adapters import durable
+from adapters.batching import Batcher
 
 TMP_SUFFIX = ".part"
+log = structlog.get_logger("storage")
 
 
 class FileStore:
@@ -153,9 +157,9 @@ class GroupWriter:
         self._backend = backend
         self._max_batch_bytes = max_batch_bytes
         self._max_batch_files = max_batch_files  # each is an open descriptor until its fsync
-        self._in_flight = in_flight
-        self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
-        self._drainers: set[asyncio.Task[None]] = set()
+        self._batcher: Batcher[tuple[str, bytes]] = Batcher(
+            self._write_batch, take=self._batch_size, in_flight=in_flight
+        )
 
     async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
         """Create these files durably; add each key created to `created`; raise the first failure.
@@ -163,13 +167,7 @@ class GroupWriter:
         Returns, raises or is cancelled only once every file is either created or failed, so
         that `created` is complete when the caller cleans up.
         """
-        loop = asyncio.get_running_loop()
-        waits = [loop.create_future() for _ in files]
-        self._queue.extend((key, data, done) for (key, data), done in zip(files, waits, strict=True))
-        if len(self._drainers) < self._in_flight:
-            drainer = asyncio.create_task(self._drain())
-            self._drainers.add(drainer)
-            drainer.add_done_callback(self._drainers.discard)
+        waits = self._batcher.submit(list(files))
         try:
             await asyncio.wait(waits)  # waits without cancelling them, even when cancelled itself
         finally:
@@ -181,65 +179,62 @@ class GroupWriter:
             if done.cancelled():  # only when the loop shuts down under the drainer
                 raise asyncio.CancelledError
             if (error := done.exception()) is not None:
+                # The disk (or the api's file writer) failed: the upload will answer IMAGE_SAVE_FAILED.
+                log.error("upload_save_failed", error=str(error), errno=getattr(error, "errno", None))
                 raise error
 
     async def remove(self, key: str) -> bool:
         """Remove a file if it is there; return whether it was."""
         return await asyncio.to_thread(self.store.remove, key)
 
-    def _take_batch(self) -> list[tuple[str, bytes, asyncio.Future[None]]]:
-        """The queue's first files, up to max_batch_bytes and max_batch_files (at least one file).
+    async def keep_in_doubt(self, keys: Sequence[str]) -> None:
+        """Leave files whose rows may have committed; if no row names them, the orphan sweep removes them."""
+        log.error("upload_commit_in_doubt", kept=list(keys))
+
+    def _batch_size(self, queue: Sequence[tuple[tuple[str, bytes], asyncio.Future[None]]]) -> int:
+        """How many of the queue's first files go together: up to max_batch_bytes and max_batch_files.
 
         A batch's files are written one after the other, so large files go alone or in small
         batches and several batches run at once: batching saves per-file overhead, which only
         matters for small files.
         """
         size = 0
-        for n, (_, data, _) in enumerate(self._queue):
+        for n, ((_, data), _) in enumerate(queue):
             size += len(data)
             if n and (size > self._max_batch_bytes or n == self._max_batch_files):
-                break
-        else:
-            n = len(self._queue)
-        batch, self._queue = self._queue[:n], self._queue[n:]
-        return batch
+                return n
+        return len(queue)
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            batch = self._take_batch()
-            files = [(k, d) for k, d, _ in batch]
-            on_disk: asyncio.Future[list[BaseException | None]] = (
-                loop.run_in_executor(None, self.store.create_many, files)
-                if self._backend is None
-                else asyncio.ensure_future(self._backend(files))
-            )
-            try:
-                await asyncio.wait([on_disk])  # raises only if this task is cancelled
-            except asyncio.CancelledError:  # the loop is shutting down
-                # Let the batch finish and report what it made, so that every caller's
-                # clean-up knows its files; what is still queued is never written.
-                await asyncio.wait([on_disk])
-                _settle(batch, on_disk)
-                for _, _, done in self._queue:
-                    done.cancel()
-                self._queue = []
-                raise
+    async def _write_batch(self, batch: list[tuple[tuple[str, bytes], asyncio.Future[None]]]) -> None:
+        files = [payload for payload, _ in batch]
+        on_disk: asyncio.Future[list[BaseException | None]] = (
+            asyncio.get_running_loop().run_in_executor(None, self.store.create_many, files)
+            if self._backend is None
+            else asyncio.ensure_future(self._backend(files))
+        )
+        try:
+            await asyncio.wait([on_disk])  # raises only if this task is cancelled
+        except asyncio.CancelledError:  # the loop is shutting down
+            # Let the batch finish and report what it made, so that every caller's clean-up
+            # knows its files; what is still queued is never written (the Batcher cancels it).
+            await asyncio.wait([on_disk])
             _settle(batch, on_disk)
+            raise
+        _settle(batch, on_disk)
 
 
 def _settle(
-    batch: list[tuple[str, bytes, asyncio.Future[None]]], on_disk: asyncio.Future[list[BaseException | None]]
+    batch: list[tuple[tuple[str, bytes], asyncio.Future[None]]], on_disk: asyncio.Future[list[BaseException | None]]
 ) -> None:
     """Resolve each file's future from the thread's per-file outcome (or its own failure)."""
     if on_disk.cancelled():
-        for _, _, done in batch:
+        for _, done in batch:
             done.cancel()
         return
     # If the hand-off itself failed, so did every file of the batch.
     failed = on_disk.exception()
     outcome: list[BaseException | None] = [failed] * len(batch) if failed is not None else on_disk.result()
-    for (_, _, done), error in zip(batch, outcome, strict=True):
+    for (_, done), error in zip(batch, outcome, strict=True):
         if done.done():
             continue
         if error is None:
