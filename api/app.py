@@ -12,11 +12,12 @@ from aiohttp import web
 from adapters import mariadb
 from adapters.converter import ConverterPool
 from adapters.file_writer import FileWriterProcess
-from adapters.group_commit import GroupCommit
+from adapters.group_commit import GroupCommit, GroupedUnitOfWork
 from adapters.outage import Outage
 from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
 from adapters.storage import FileStore, GroupWriter
+from adapters.upload_ports import upload_ports
 from adapters.webp import configure_pillow
 from api import confirm, docs, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_converter)
     app.cleanup_ctx.append(_file_writer)
+    app.cleanup_ctx.append(_uploads)
     add_routes(app, settings)
     return app
 
@@ -91,6 +93,16 @@ async def _file_writer(app: web.Application) -> AsyncIterator[None]:
     await writer.start()
     yield
     await writer.close()
+
+
+async def _uploads(app: web.Application) -> AsyncIterator[None]:
+    """The ports of an upload: its transaction group-committed with others, its files by the file writer."""
+    settings, group = app[keys.SETTINGS], app[keys.GROUP_COMMIT]
+    app[keys.UPLOADS] = upload_ports(settings, app[keys.WRITER], lambda: GroupedUnitOfWork(group))
+    app[keys.SYNC_UPLOADS] = upload_ports(
+        settings, app[keys.WRITER], lambda: GroupedUnitOfWork(group), app[keys.CONVERTER]
+    )
+    yield
 
 
 async def _converter(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from adapters.outage import Outage
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings
+from core.upload import UploadPorts
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", aiomysql.Pool)
@@ -21,6 +22,8 @@ STORE = web.AppKey("store", FileStore)
 WRITER = web.AppKey("writer", GroupWriter)  # uploads' durable writes, group-committed
 FILE_WRITER = web.AppKey("file_writer", FileWriterProcess)  # the process WRITER's batches go to
 CONVERTER = web.AppKey("converter", ConverterPool)
+UPLOADS = web.AppKey("uploads", UploadPorts)  # an upload's ports: group commit, the file writer
+SYNC_UPLOADS = web.AppKey("sync_uploads", UploadPorts)  # the same, converting in CONVERTER first
 OUTAGE = web.AppKey("outage", Outage)  # MariaDB's: one log line per outage, requests answer 503
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)

@@ -12,6 +12,7 @@ streaming-form-data.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,12 +25,13 @@ from multipart import (
     parse_options_header,
 )
 
-from adapters.group_commit import GroupedUnitOfWork
-from adapters.ingest import IncomingFile, ingest
+from adapters.ids import new_id
 from api import idempotent, keys, metrics
 from core import errors, idempotency
 from core.idempotency import Remember, StoredAnswer
 from core.images import Image, ImageStatus
+from core.upload import IncomingFile, UploadForm
+from core.upload import upload as upload_images
 
 # aiohttp reads 8 KiB at a time by default; 256 KiB halves the CPU per upload (issue 3).
 CHUNK_BYTES = 256 * 1024
@@ -62,35 +64,24 @@ async def upload(request: web.Request) -> web.Response:
     except errors.FileTooLarge:
         await _drain(request, body)
         raise
-    if single and multi:
-        raise errors.ValidationError("send either `file` or `files`, not both")
-    files = single or multi
-    if len(single) > 1:
-        raise errors.ValidationError("`file` takes one file; use `files` for several")
-    references = request.app[keys.REFERENCES].data
-    rule = references.rule_for(fields.get("category") or "")
-    if multi and len(multi) > 1 and rule is not None and not rule.allows_multiple:
-        raise errors.NotAllowedMultipleImages(f"{rule.code} takes one image")
     sync = request.query.get("sync", "").lower() == "true"
-    uploader, category = fields.get("uploaderId"), fields.get("category")
-    meaning = [b"sync" if sync else b"async", (category or "").encode(), b"files" if multi else b"file"]
-    meaning += [part for f in files for part in ((f.file_name or "").encode(), f.data)]
-    keyed = await idempotent.keyed(request, idempotency.UPLOAD, uploader or "", meaning)
+    form = UploadForm(fields.get("uploaderId"), fields.get("category"), single, multi, sync=sync)
+    meaning = [b"sync" if sync else b"async", (form.category or "").encode(), b"files" if multi else b"file"]
+    meaning += [part for f in form.files for part in ((f.file_name or "").encode(), f.data)]
+    keyed = await idempotent.keyed(request, idempotency.UPLOAD, form.uploader_id or "", meaning)
 
     async def work(remember: Remember | None) -> list[Image]:
-        images = await ingest(
-            files,
-            uploader_id=uploader,
-            category=category,
-            reference_data=references,
+        images = await upload_images(
+            form,
+            references=request.app[keys.REFERENCES].data,
             settings=settings,
-            writer=request.app[keys.WRITER],
-            uow=GroupedUnitOfWork(request.app[keys.GROUP_COMMIT]),
-            converter=request.app[keys.CONVERTER] if sync else None,
+            ports=request.app[keys.SYNC_UPLOADS if sync else keys.UPLOADS],
+            now=datetime.now(UTC),
+            new_id=new_id,
             remember=remember,
         )
         request[keys.LOG_FIELDS] = {"image_ids": [i.image_id for i in images], "sync": sync}
-        metrics.UPLOAD_BYTES.inc(sum(len(f.data) for f in files))
+        metrics.UPLOAD_BYTES.inc(sum(len(f.data) for f in form.files))
         return images
 
     return await idempotent.answer_once(request, keyed, lambda images: _answer(images, many=bool(multi)), work)

@@ -31,11 +31,13 @@ from PIL import Image, ImageOps
 
 from adapters import mariadb
 from adapters.converter import prepare_process
-from adapters.ingest import IncomingFile, ingest
+from adapters.ids import new_id
 from adapters.mariadb import MariaDbUnitOfWork
 from adapters.reference_cache import ReferenceCache
 from adapters.storage import FileStore, GroupWriter
+from adapters.upload_ports import upload_ports
 from core.settings import Settings
+from core.upload import IncomingFile, UploadForm, upload
 from core.variants import parse_widths
 from tests import images, services
 from tests.e2e.client import ImageClient
@@ -87,18 +89,17 @@ async def pipeline(
     pool = await mariadb.create_pool(settings.db_dsn, size=4)
     cache = ReferenceCache(pool)
     await cache.reload()
-    writer = GroupWriter(FileStore(settings.upload_dir))
+    ports = upload_ports(settings, GroupWriter(FileStore(settings.upload_dir)), lambda: MariaDbUnitOfWork(pool))
     began = datetime.now(UTC)
     ids = []
     for n, data in enumerate(photos):
-        (img,) = await ingest(
-            [IncomingFile(f"{n}.jpg", data)],
-            uploader_id="bench",
-            category=category,
-            reference_data=cache.data,
+        (img,) = await upload(
+            UploadForm("bench", category, single=[IncomingFile(f"{n}.jpg", data)]),
+            references=cache.data,
             settings=settings,
-            writer=writer,
-            uow=MariaDbUnitOfWork(pool),
+            ports=ports,
+            now=datetime.now(UTC),
+            new_id=new_id,
         )
         ids.append(img.image_id)
     marks = ", ".join(["%s"] * len(ids))

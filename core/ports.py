@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, StatusChange
-from core.variants import Sizes, Variant
+from core.variants import Sizes, Variant, VariantFile
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,18 @@ class StorageRecord:
     converted_format: str | None = None
     width: int | None = None
     height: int | None = None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """A conversion done inside the upload request (?sync=true): the file and variants it wrote."""
+
+    key: str
+    format: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    variants: tuple[VariantFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,3 +110,85 @@ class UnitOfWork(Protocol):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
     async def commit(self) -> None: ...
+
+
+class UploadImages(Protocol):
+    """What an upload writes of images: rows, history and (sync) variants. Nothing is read."""
+
+    async def add(self, image: Image, storage: StorageRecord) -> None: ...
+    async def add_history(self, change: StatusChange) -> None: ...
+    async def add_variants(self, image_id: str, variants: Sequence[Variant]) -> None: ...
+
+
+class UploadUnitOfWork(Protocol):
+    """A write-only transaction, all an upload needs: it can be committed with others (group commit)."""
+
+    @property
+    def images(self) -> UploadImages: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def idempotency(self) -> IdempotencyKeys: ...
+    @property
+    def commit_in_doubt(self) -> bool: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...
+
+
+class Transactions(Protocol):
+    """Runs one transaction (a function that opens, writes and commits it), again if the database
+    chose it as a deadlock victim."""
+
+    def __call__(self, transaction: Callable[[], Awaitable[T]]) -> Awaitable[T]: ...
+
+
+class BlobStore(Protocol):
+    """Durable bytes under keys: the originals an upload stores."""
+
+    async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
+        """Create the files durably, adding each key made to `created` (complete even on failure);
+        raise the first failure (an OSError)."""
+        ...
+
+    async def remove(self, key: str) -> bool: ...
+
+    async def keep_in_doubt(self, keys: Sequence[str]) -> None:
+        """Keep files whose rows may have committed (the orphan sweep decides later); say so."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What an upload's bytes are, as far as their headers tell (FileInspector)."""
+
+    format: str | None  # the format code the bytes are (JPEG, PNG, MP4, ...); None: none supported
+    width: int = 0
+    height: int = 0
+    too_many_pixels: str | None = None  # why the image is over the pixel limit (frames summed)
+    unreadable: str | None = None  # why the header or container cannot be read
+
+
+class FileInspector(Protocol):
+    """Reads what an upload's bytes are without decoding their pixels."""
+
+    async def inspect(self, data: bytes) -> FileFacts: ...
+
+
+class Undecodable(Exception):
+    """A file the converter cannot turn into what is stored; the message says why."""
+
+    def __init__(self, reason: str, *, too_many_pixels: bool = False) -> None:
+        super().__init__(reason)
+        self.too_many_pixels = too_many_pixels
+
+
+class SyncConverter(Protocol):
+    """Converts an upload's bytes and writes the result and its variants under `stem` (?sync=true)."""
+
+    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> SyncResult:
+        """Raise Undecodable when the bytes cannot be converted."""
+        ...

@@ -9,37 +9,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core import confirm, errors, fields, uploads
+from core import confirm, errors, uploads
 from core.confirm import ConfirmPlan
 from core.events import Envelope, image_processed
 from core.idempotency import Remember
-from core.images import Image, ImageStatus, created, transition
-from core.ports import StorageRecord, UnitOfWork
+from core.images import Image, ImageStatus, created
+from core.ports import StorageRecord, SyncResult, UnitOfWork, UploadUnitOfWork
 from core.references import ReferenceData
-from core.variants import NO_SIZES, Sizes, Variant, VariantFile
+from core.variants import Sizes, Variant, VariantFile
 
 NewId = Callable[[], str]
-CONVERTER = "image-converter"  # processed_events.consumer of the conversion agent
 
 
-@dataclass(frozen=True)
-class SyncResult:
-    """A conversion done inside the upload request (?sync=true)."""
-
-    key: str
-    format: str
-    size: int
-    width: int | None = None
-    height: int | None = None
-    variants: tuple[VariantFile, ...] = ()
-
-
-def _variants(files: Sequence[VariantFile], base_url: str) -> list[Variant]:
+def variants_at(files: Sequence[VariantFile], base_url: str) -> list[Variant]:
+    """The variants a conversion wrote, as recorded: each with its public URL."""
     return [Variant(f.width, f.height, f.key, uploads.image_url(base_url, f.key), f.size) for f in files]
 
 
 async def record_uploads(
-    uow: UnitOfWork,
+    uow: UploadUnitOfWork,
     originals: Sequence[uploads.StoredOriginal],
     *,
     base_url: str,
@@ -66,7 +54,7 @@ async def record_uploads(
             if done is None:
                 await uow.outbox.add(uploads.image_uploaded(original, image, event_id=new_id()))
             else:
-                variants = _variants(done.variants, base_url)
+                variants = variants_at(done.variants, base_url)
                 if variants:
                     await uow.images.add_variants(image.image_id, variants)
                 sizes = Sizes(done.width or original.width, done.height or original.height, tuple(variants))
@@ -101,102 +89,6 @@ def _storage_row(original: uploads.StoredOriginal, done: SyncResult | None) -> S
         width=(done.width if done else None) or original.width,
         height=(done.height if done else None) or original.height,
     )
-
-
-@dataclass(frozen=True)
-class ConversionOutcome:
-    """What the worker's conversion produced for one image."""
-
-    ready: bool
-    key: str | None = None  # the stored file, when ready
-    format: str | None = None
-    size: int | None = None
-    width: int | None = None
-    height: int | None = None
-    reason: str | None = None  # why FAILED, or why the original was kept
-    variants: tuple[VariantFile, ...] = ()
-
-
-@dataclass(frozen=True)
-class Completion:
-    """What complete_conversion did."""
-
-    applied: bool
-    image: Image | None
-    origin_to_remove: str | None = None
-
-
-async def complete_conversion(
-    uow: UnitOfWork,
-    *,
-    event_id: str,
-    image_id: str,
-    outcome: ConversionOutcome,
-    base_url: str,
-    keep_originals: bool,
-    now: datetime,
-    new_id: NewId,
-) -> Completion:
-    """Move a TEMP image to READY or FAILED, once: a redelivered event or a non-TEMP image changes nothing.
-
-    One transaction: storage row, status, history, processed_events and the image-processed event.
-    """
-    if outcome.reason is not None:
-        outcome = replace(outcome, reason=fields.clip(outcome.reason))  # a codec's message can be long
-    async with uow:
-        if await uow.processed.seen(CONVERTER, event_id):
-            return Completion(False, None)
-        image = await uow.images.get(image_id, for_update=True)
-        if image is None or image.status is not ImageStatus.TEMP:
-            detail = "image row missing" if image is None else f"image is {image.status}, not TEMP"
-            await uow.processed.record(CONVERTER, event_id, outcome="SKIPPED", detail=detail, at=now)
-            await uow.commit()
-            return Completion(False, image)
-        storage = await uow.images.storage(image_id)
-        origin = storage.origin_location if storage else None
-        remove_origin = None
-        sizes = NO_SIZES
-        if outcome.ready:
-            assert outcome.key is not None and storage is not None
-            url = uploads.image_url(base_url, outcome.key)
-            image, change = transition(
-                replace(image, image_url=url), ImageStatus.READY, at=now, by=CONVERTER, reason=outcome.reason
-            )
-            if not keep_originals and origin and origin != outcome.key:
-                remove_origin, origin = origin, None
-            await uow.images.save_storage(
-                replace(
-                    storage,
-                    storage_location=outcome.key,
-                    origin_location=origin,
-                    converted_size=outcome.size,
-                    converted_format=outcome.format,
-                    width=outcome.width or storage.width,
-                    height=outcome.height or storage.height,
-                )
-            )
-            variants = _variants(outcome.variants, base_url)
-            if variants:
-                await uow.images.add_variants(image_id, variants)
-            sizes = Sizes(outcome.width or storage.width, outcome.height or storage.height, tuple(variants))
-        else:
-            image, change = transition(image, ImageStatus.FAILED, at=now, by=CONVERTER, reason=outcome.reason)
-        await uow.images.save(image)
-        await uow.images.add_history(change)
-        await uow.processed.record(CONVERTER, event_id, outcome=image.status.value, detail=outcome.reason, at=now)
-        await uow.outbox.add(
-            image_processed(
-                event_id=new_id(),
-                at=now,
-                image_id=image_id,
-                ready=outcome.ready,
-                image_url=image.image_url,
-                reason=outcome.reason,
-                sizes=sizes,
-            )
-        )
-        await uow.commit()
-    return Completion(True, image, remove_origin)
 
 
 @dataclass(frozen=True)

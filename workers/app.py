@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from adapters.retry import until_available
 from adapters.storage import FileStore
 from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
 from adapters.webp import configure_pillow
-from core import services
+from core import conversion
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
-from workers import handlers, metrics, transport
+from workers import commands, handlers, metrics, transport
 
 log = structlog.get_logger("workers")
 
@@ -98,7 +99,6 @@ def create_app(settings: Settings) -> faust.App:
         worker_redirect_stdouts=False,
     )
     runtime = Runtime(settings)
-    concurrency = settings.effective_worker_concurrency
 
     @app.service
     class Resources(Service):  # started and stopped with the worker
@@ -108,48 +108,57 @@ def create_app(settings: Settings) -> faust.App:
         async def on_stop(self) -> None:
             await runtime.stop()
 
+    _add_agents(app, runtime, settings)
+    if settings.worker_metrics_port:
+
+        async def measure() -> None:
+            await measure_lag(app)
+
+        app.timer(LAG_INTERVAL_S)(measure)
+    _add_schedules(app, runtime)
+    return app
+
+
+def _add_agents(app: faust.App, runtime: Runtime, settings: Settings) -> None:
+    """The two agents: conversions of uploaded images, and upload commands from other services."""
+    concurrency = settings.effective_worker_concurrency
     uploaded = app.topic(
         IMAGE_UPLOADED_TOPIC, key_serializer="raw", value_serializer="raw", partitions=settings.uploaded_partitions
     )
-    commands = app.topic(
+    requested = app.topic(
         UPLOAD_REQUESTED_TOPIC, key_serializer="raw", value_serializer="raw", partitions=settings.uploaded_partitions
     )
 
-    async def convert_uploaded(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            res = await runtime.get()
-            with metrics.IN_FLIGHT.labels(IMAGE_UPLOADED_TOPIC).track_inprogress():
-                await handlers.guarded(
-                    res, services.CONVERTER, IMAGE_UPLOADED_TOPIC, event.key, event.value, handlers.handle_uploaded
-                )
+    def agent(topic: str, consumer: str, handler: handlers.Handler) -> Callable[[faust.StreamT], Awaitable[None]]:
+        async def handle(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                res = await runtime.get()
+                with metrics.IN_FLIGHT.labels(topic).track_inprogress():
+                    await handlers.guarded(res, consumer, topic, event.key, event.value, handler)
 
-    async def accept_upload_commands(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            res = await runtime.get()
-            with metrics.IN_FLIGHT.labels(UPLOAD_REQUESTED_TOPIC).track_inprogress():
-                await handlers.guarded(
-                    res,
-                    handlers.COMMANDS,
-                    UPLOAD_REQUESTED_TOPIC,
-                    event.key,
-                    event.value,
-                    handlers.handle_upload_command,
-                )
+        return handle
 
-    async def measure_lag() -> None:
-        """End offset minus committed offset of each partition of the agents' topics this worker holds."""
-        consumer = app.consumer
-        assigned = {tp for tp in consumer.assignment() if tp.topic in (IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC)}
-        ends = await consumer.highwaters(*assigned) if assigned else {}
-        committed = getattr(consumer, "_committed_offset", {})  # faust-streaming's own record of commits
-        metrics.CONSUMER_LAG.clear()
-        for tp, end in ends.items():
-            done = committed.get(tp)
-            behind = end if done is None else end - (done + 1)  # Faust keeps the last committed message
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
+    convert = agent(IMAGE_UPLOADED_TOPIC, conversion.CONVERTER, handlers.handle_uploaded)
+    accept = agent(UPLOAD_REQUESTED_TOPIC, commands.COMMANDS, commands.handle_upload_command)
+    app.agent(uploaded, name="convert-uploaded", concurrency=concurrency)(convert)
+    app.agent(requested, name="accept-upload-commands", concurrency=max(1, concurrency // 2))(accept)
 
-    app.agent(uploaded, name="convert-uploaded", concurrency=concurrency)(convert_uploaded)
-    app.agent(commands, name="accept-upload-commands", concurrency=max(1, concurrency // 2))(accept_upload_commands)
+
+async def measure_lag(app: faust.App) -> None:
+    """End offset minus committed offset of each partition of the agents' topics this worker holds."""
+    consumer = app.consumer
+    assigned = {tp for tp in consumer.assignment() if tp.topic in (IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC)}
+    ends = await consumer.highwaters(*assigned) if assigned else {}
+    committed = getattr(consumer, "_committed_offset", {})  # faust-streaming's own record of commits
+    metrics.CONSUMER_LAG.clear()
+    for tp, end in ends.items():
+        done = committed.get(tp)
+        behind = end if done is None else end - (done + 1)  # Faust keeps the last committed message
+        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
+
+
+def _add_schedules(app: faust.App, runtime: Runtime) -> None:
+    """CONTRACT 6 / guide 11.1. on_leader: one worker of the fleet runs each; all are idempotent."""
 
     async def sweep_failed() -> None:
         res = await runtime.get()
@@ -172,13 +181,9 @@ def create_app(settings: Settings) -> faust.App:
         rows = await idempotency.sweep(res.pool, now=datetime.now(UTC))
         log.info("sweep_finished", sweep="idempotency_keys", rows=rows)
 
-    if settings.worker_metrics_port:
-        app.timer(LAG_INTERVAL_S)(measure_lag)
-
     async def reload_references() -> None:
         await (await runtime.get()).references.reload()
 
-    # CONTRACT 6 / guide 11.1. on_leader: one worker of the fleet runs each; all are idempotent.
     app.crontab("0 3 * * *", on_leader=True)(sweep_failed)
     app.crontab("0 10 * * *", on_leader=True)(sweep_temp)
     app.timer(3600.0, on_leader=True)(sweep_orphan_files)
@@ -186,4 +191,3 @@ def create_app(settings: Settings) -> faust.App:
     app.timer(3600.0, on_leader=True)(sweep_idempotency_keys)  # answers are kept 24 h (CONTRACT 2.1)
     # Every worker process has its own cache, so every worker reloads it (not leader-only).
     app.crontab("30 0 * * *")(reload_references)
-    return app

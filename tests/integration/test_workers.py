@@ -14,25 +14,25 @@ import aiomysql
 import pytest
 from PIL import Image
 
-from adapters.ingest import IncomingFile, ingest
-from adapters.mariadb import MariaDbUnitOfWork
+from adapters.ids import new_id
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings
+from core.upload import IncomingFile, UploadForm
+from core.upload import upload as upload_images
 from tests import images
 from tests.integration.conftest import fetch_all
-from workers import handlers
+from workers import commands, handlers
 
 
 async def upload(res: handlers.Resources, data: bytes, name: str = "a.jpg") -> tuple[str, bytes, bytes]:
-    """Upload through the real ingest path; return (image id, outbox key, outbox value)."""
-    (img,) = await ingest(
-        [IncomingFile(name, data)],
-        uploader_id="u",
-        category="POST",
-        reference_data=res.references.data,
+    """Upload through the real upload path (a worker's ports); return (image id, outbox key, outbox value)."""
+    (img,) = await upload_images(
+        UploadForm("u", "POST", single=[IncomingFile(name, data)]),
+        references=res.references.data,
         settings=res.settings,
-        writer=res.writer,
-        uow=MariaDbUnitOfWork(res.pool),
+        ports=res.uploads,
+        now=datetime.now(UTC),
+        new_id=new_id,
     )
     ((key, value),) = await fetch_all(
         res.pool,
@@ -137,9 +137,9 @@ def command(image_id: str, **payload: object) -> bytes:
 async def test_an_upload_command_with_content_is_stored_once(resources) -> None:  # type: ignore[no-untyped-def]
     image_id = str(uuid.uuid4())
     raw = command(image_id, content=base64.b64encode(images.jpeg()).decode())
-    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "accepted"
+    assert await commands.handle_upload_command(resources, image_id.encode(), raw) == "accepted"
     assert (
-        await handlers.handle_upload_command(
+        await commands.handle_upload_command(
             resources, image_id.encode(), command(image_id, content=base64.b64encode(images.jpeg()).decode())
         )
         == "skipped"
@@ -154,7 +154,7 @@ async def test_an_upload_command_with_content_is_stored_once(resources) -> None:
 async def test_an_upload_command_with_a_disallowed_url_fails_cleanly(resources) -> None:  # type: ignore[no-untyped-def]
     image_id = str(uuid.uuid4())
     raw = command(image_id, sourceUrl="http://169.254.169.254/latest/meta-data")
-    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
+    assert await commands.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
     assert await fetch_all(resources.pool, "SELECT 1 FROM images") == []
     ((event_type, payload),) = await fetch_all(
         resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
@@ -166,7 +166,7 @@ async def test_an_upload_command_with_a_disallowed_url_fails_cleanly(resources) 
 async def test_an_upload_command_is_validated_like_http(resources) -> None:  # type: ignore[no-untyped-def]
     image_id = str(uuid.uuid4())
     raw = command(image_id, fileName="a.php.jpg", content=base64.b64encode(images.jpeg()).decode())
-    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
+    assert await commands.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
     ((payload,),) = await fetch_all(resources.pool, "SELECT payload FROM outbox WHERE topic = 'image-processed'")
     assert "INVALID_FILE_EXTENSION" in json.loads(payload)["payload"]["reason"]
 
@@ -185,7 +185,7 @@ async def test_a_hostile_upload_command_is_answered_with_image_failed(resources,
     image_id = str(uuid.uuid4())
     content = payload.pop("raw", images.jpeg())
     raw = command(image_id, content=base64.b64encode(content).decode(), **payload)
-    assert await handlers.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
+    assert await commands.handle_upload_command(resources, image_id.encode(), raw) == "rejected"
     assert await fetch_all(resources.pool, "SELECT 1 FROM images") == []
     ((event_type, value),) = await fetch_all(
         resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
@@ -195,7 +195,7 @@ async def test_a_hostile_upload_command_is_answered_with_image_failed(resources,
 
 async def test_an_upload_command_whose_image_id_is_not_a_uuid_is_still_answered(resources) -> None:  # type: ignore[no-untyped-def]
     raw = command("not-a-uuid", content=base64.b64encode(images.jpeg()).decode())
-    assert await handlers.handle_upload_command(resources, b"not-a-uuid", raw) == "rejected"
+    assert await commands.handle_upload_command(resources, b"not-a-uuid", raw) == "rejected"
     ((key, value),) = await fetch_all(
         resources.pool, "SELECT message_key, payload FROM outbox WHERE topic = 'image-processed'"
     )
@@ -223,11 +223,11 @@ async def test_a_url_on_the_allow_list_is_fetched(resources, tmp_path: Path) -> 
         res = replace(resources, settings=replace(resources.settings, fetch_allowed_hosts=("127.0.0.1",)))
         ok_id, away_id = str(uuid.uuid4()), str(uuid.uuid4())
         assert (
-            await handlers.handle_upload_command(res, b"k", command(ok_id, sourceUrl=str(server.make_url("/img.jpg"))))
+            await commands.handle_upload_command(res, b"k", command(ok_id, sourceUrl=str(server.make_url("/img.jpg"))))
             == "accepted"
         )
         assert (
-            await handlers.handle_upload_command(res, b"k", command(away_id, sourceUrl=str(server.make_url("/away"))))
+            await commands.handle_upload_command(res, b"k", command(away_id, sourceUrl=str(server.make_url("/away"))))
             == "rejected"
         )
         assert await fetch_all(res.pool, "SELECT image_id FROM images") == [(ok_id,)]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import errors, operations, services
+from core import conversion, errors, operations, services
 from core.images import Image, ImageStatus
 from core.ports import StorageRecord
 from core.references import DEFAULT_REFERENCE_DATA as DATA
@@ -98,12 +98,12 @@ async def test_delete_all_without_a_type_clears_every_type_of_the_reference() ->
     assert {i.status for i in uow.state.images.values()} == {ImageStatus.DELETED}
 
 
-def ready(key: str = "POST/2025/01/20/a.webp") -> services.ConversionOutcome:
-    return services.ConversionOutcome(ready=True, key=key, format="WEBP", size=5, width=4, height=3)
+def ready(key: str = "POST/2025/01/20/a.webp") -> conversion.ConversionOutcome:
+    return conversion.ConversionOutcome(ready=True, key=key, format="WEBP", size=5, width=4, height=3)
 
 
-async def complete(uow: FakeUnitOfWork, event_id: str, outcome: services.ConversionOutcome) -> services.Completion:
-    return await services.complete_conversion(
+async def complete(uow: FakeUnitOfWork, event_id: str, outcome: conversion.ConversionOutcome) -> conversion.Completion:
+    return await conversion.complete_conversion(
         uow, event_id=event_id, image_id="a", outcome=outcome, base_url=BASE, keep_originals=False, now=T, new_id=ids()
     )
 
@@ -121,7 +121,7 @@ async def test_conversion_marks_ready_once_and_hands_back_the_original_to_remove
 async def test_a_second_event_for_a_converted_image_never_moves_it_backwards() -> None:
     uow = seeded(img("a", status=ImageStatus.TEMP))
     await complete(uow, "e1", ready())
-    late = await complete(uow, "e2", services.ConversionOutcome(ready=False, reason="late failure"))
+    late = await complete(uow, "e2", conversion.ConversionOutcome(ready=False, reason="late failure"))
     assert (late.applied, uow.state.images["a"].status, uow.state.processed[("image-converter", "e2")]) == (
         False,
         ImageStatus.READY,
@@ -131,13 +131,15 @@ async def test_a_second_event_for_a_converted_image_never_moves_it_backwards() -
 
 async def test_a_pass_through_result_corrects_the_url() -> None:
     uow = seeded(img("a", status=ImageStatus.TEMP))
-    await complete(uow, "e1", services.ConversionOutcome(ready=True, key="POST/2025/01/20/a.png", format="PNG", size=9))
+    await complete(
+        uow, "e1", conversion.ConversionOutcome(ready=True, key="POST/2025/01/20/a.png", format="PNG", size=9)
+    )
     assert uow.state.images["a"].image_url == f"{BASE}POST/2025/01/20/a.png"
 
 
 async def test_an_undecodable_image_ends_failed_with_the_reason() -> None:
     uow = seeded(img("a", status=ImageStatus.TEMP))
-    await complete(uow, "e1", services.ConversionOutcome(ready=False, reason="undecodable JPEG"))
+    await complete(uow, "e1", conversion.ConversionOutcome(ready=False, reason="undecodable JPEG"))
     assert uow.state.images["a"].status is ImageStatus.FAILED
     assert uow.state.history[-1].reason == "undecodable JPEG"
     assert [e.event_type for e in uow.state.outbox] == ["IMAGE_FAILED"]
