@@ -31,11 +31,11 @@ from aiokafka import AIOKafkaProducer
 
 from adapters import kafka as kafka_adapter
 from adapters import mariadb
+from adapters.outbox_table import delete_published, outbox_lag
 from adapters.pipeline import Pipeline
 from core.settings import Settings
-from outbox import housekeeping as metrics
-from outbox.housekeeping import delete_published, outbox_lag
-from outbox.publishing import BatchOutcome, Row, settle
+from outbox import metrics
+from outbox.settle import BatchOutcome, Row, settle
 
 log = structlog.get_logger("outbox.relay")
 
@@ -78,12 +78,17 @@ class Relay:
     async def run(self) -> None:
         """Run until stop(): stand by, lead, and fall back to standby if the lock is lost."""
         backoff = self._settings.relay_poll_interval_s
+        standing_by = False
         while not self._stop.is_set():
             try:
                 if await self._acquire_lock():
                     backoff = self._settings.relay_poll_interval_s
+                    standing_by = False
                     await self._lead()
                 else:
+                    if not standing_by:  # once per stay: the replica is up and waits for the lock
+                        log.info("relay_standing_by", lock=self.lock_name)
+                        standing_by = True
                     await self._sleep(self._settings.relay_standby_interval_s)
             except Exception as exc:
                 # Never crash the loop: a DB or broker outage is waited out and retried.

@@ -226,7 +226,8 @@ async def test_a_standby_takes_over_within_seconds_when_the_active_relay_dies(
     await services.eventually(lambda: "relay_became_active" in first.log(), timeout_s=20, what="relay-a active")
     second = Process("relay-b", ["outbox"], settings, tmp_path)
     try:
-        await asyncio.sleep(1)
+        # It tried the lock and stood by: the log line comes after a failed GET_LOCK, never before.
+        await services.eventually(lambda: "relay_standing_by" in second.log(), timeout_s=20, what="relay-b standing by")
         assert "relay_became_active" not in second.log()
         first.kill()
         await services.eventually(
@@ -246,7 +247,7 @@ async def test_published_rows_past_the_retention_are_deleted_in_batches(
 ) -> None:
     from datetime import timedelta
 
-    from outbox.housekeeping import RETENTION_BATCH, delete_published
+    from adapters.outbox_table import RETENTION_BATCH, delete_published
 
     run = uuid.uuid4().hex[:8]
     await write_rows(pool, run, keys=1, per_key=RETENTION_BATCH + 5, per_txn=500)

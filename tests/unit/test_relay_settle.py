@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
-from outbox.publishing import Row, settle
+from outbox.settle import Row, settle
 
 T = datetime(2025, 1, 1, tzinfo=UTC)
 
