@@ -7,7 +7,6 @@ import asyncio
 import base64
 import os
 import sys
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import faust
 
 from adapters import health, idempotency, mariadb
+from adapters.ids import new_id
 from adapters.kafka import create_producer
 from adapters.logs import start_process
 from adapters.storage import FileStore
@@ -69,24 +69,37 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run_sweep(settings, args.which))
 
 
-async def send_upload(settings: Settings, args: argparse.Namespace) -> None:
-    """Publish one upload command with the file inline (base64)."""
-    image_id = args.image_id or str(uuid.uuid4())
+def upload_command(
+    data: bytes, *, category: str, uploader_id: str, file_name: str, image_id: str | None = None
+) -> Envelope:
+    """The UPLOAD_REQUESTED command `send-upload` puts on Kafka, the file inline (base64)."""
+    image_id = image_id or new_id()
     payload = {
         "imageId": image_id,
-        "category": args.category,
-        "uploaderId": args.uploader_id,
-        "fileName": args.file_name or args.file.name,
-        "content": base64.b64encode(args.file.read_bytes()).decode(),
+        "category": category,
+        "uploaderId": uploader_id,
+        "fileName": file_name,
+        "content": base64.b64encode(data).decode(),
     }
-    env = Envelope(str(uuid.uuid4()), UPLOAD_REQUESTED, datetime.now(UTC), UPLOAD_REQUESTED_TOPIC, image_id, payload)
+    return Envelope(new_id(), UPLOAD_REQUESTED, datetime.now(UTC), UPLOAD_REQUESTED_TOPIC, image_id, payload)
+
+
+async def send_upload(settings: Settings, args: argparse.Namespace) -> None:
+    """Publish one upload command and print its imageId."""
+    env = upload_command(
+        args.file.read_bytes(),
+        category=args.category,
+        uploader_id=args.uploader_id,
+        file_name=args.file_name or args.file.name,
+        image_id=args.image_id,
+    )
     producer = create_producer(settings)
     await producer.start()
     try:
         await producer.send_and_wait(env.topic, env.to_bytes(), key=env.key.encode())
     finally:
         await producer.stop()
-    print(image_id)
+    print(env.key)
 
 
 async def check_health(settings: Settings) -> int:

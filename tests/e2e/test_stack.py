@@ -247,10 +247,44 @@ async def test_an_upload_command_sent_with_the_cli_becomes_ready(api: ImageClien
     assert (image["status"], image["referenceType"], image["uploaderId"]) == ("READY", "PROFILE", "svc-1")
 
 
-def test_the_sweep_cli_reports_what_it_removed(stack: Stack) -> None:
-    done = workers_cli(stack, "sweep", "orphans")
-    assert done.returncode == 0, done.stderr
-    assert "sweep_progress" in done.stdout and "removed 0 rows and 0 files" in done.stdout
+async def test_the_sweep_cli_removes_what_expired_and_keeps_the_rest(api: ImageClient, stack: Stack) -> None:
+    """An expired FAILED image and an orphan file go; a READY image's files stay served."""
+    import os
+    import time
+    from pathlib import Path
+
+    import aiomysql
+
+    root = Path(stack.settings.upload_dir)
+    _, (kept,) = await api.upload([("kept.jpg", images.noisy_jpeg(700, 350))], category="POST")
+    _, (failed,) = await api.upload([("cut.jpg", images.noisy_jpeg(256, 256)[:700])], category="POST")
+    kept_image, failed_image = await wait_ready(api, kept["id"]), await wait_ready(api, failed["id"])
+    assert (kept_image["status"], failed_image["status"]) == ("READY", "FAILED")
+    orphan = root / "POST" / "2020" / "01" / "01" / "no-such-image.webp"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left behind")
+    kept_files = [
+        root / u.removeprefix(stack.settings.base_url)
+        for u in [kept_image["imageUrl"]] + [v["imageUrl"] for v in kept_image["variants"]]
+    ]
+    for path in [orphan, *kept_files]:
+        os.utime(path, (time.time() - 7200,) * 2)  # older than the orphan sweep's hour
+    dsn = stack.settings.db_dsn
+    conn = await aiomysql.connect(
+        host=dsn.host, port=dsn.port, user=dsn.user, password=dsn.password, db=dsn.database, autocommit=True
+    )
+    async with conn.cursor() as cur:  # the FAILED image was uploaded two days ago
+        await cur.execute("UPDATE images SET created_at = NOW(6) - INTERVAL 2 DAY WHERE image_id = %s", (failed["id"],))
+    conn.close()
+
+    swept = await asyncio.to_thread(workers_cli, stack, "sweep", "failed")
+    assert swept.returncode == 0 and "removed 1 rows and 1 files" in swept.stdout, swept.stdout + swept.stderr
+    assert (await api.image(failed["id"]))[0] == 404
+    orphans = await asyncio.to_thread(workers_cli, stack, "sweep", "orphans")
+    assert orphans.returncode == 0 and "sweep_progress" in orphans.stdout
+    assert not orphan.exists() and all(p.exists() for p in kept_files)
+    for url in [kept_image["imageUrl"]] + [v["imageUrl"] for v in kept_image["variants"]]:
+        assert (await api.get(url))[0] == 200
 
 
 def quickstart_block() -> str:

@@ -41,6 +41,12 @@ async def test_each_file_gets_its_own_error_back(writer: FileWriterProcess, tmp_
     assert FileStore(tmp_path).read("ok/a.jpg") == b"a"
 
 
+def blocked_opening_a_fifo(pid: int) -> bool:
+    """Whether a thread of `pid` sleeps in the kernel's FIFO open, waiting for the other end."""
+    tasks = Path(f"/proc/{pid}/task")
+    return any((t / "wchan").read_text() == "wait_for_partner" for t in tasks.iterdir())
+
+
 async def test_a_batch_the_helper_never_answered_fails_and_the_next_starts_a_new_helper(
     writer: FileWriterProcess, tmp_path: Path
 ) -> None:
@@ -49,7 +55,10 @@ async def test_a_batch_the_helper_never_answered_fails_and_the_next_starts_a_new
     held = asyncio.create_task(writer.create_many([("A/held.jpg", b"x")]))
     first = writer.pid
     assert first is not None
-    await asyncio.sleep(0.2)
+    # The helper has the batch and is stuck opening the FIFO (the kernel parks it waiting for a reader).
+    await services.eventually(
+        lambda: blocked_opening_a_fifo(first), timeout_s=10, what="the helper blocked on the FIFO"
+    )
     assert not held.done()
     os.kill(first, signal.SIGKILL)
     with pytest.raises(OSError) as failed:

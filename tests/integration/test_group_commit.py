@@ -15,20 +15,37 @@ from adapters.group_commit import GroupCommit, GroupedUnitOfWork
 from core import uploads
 from core.images import Image, ImageStatus, created
 from core.services import record_uploads
+from tests import services
 
 T = datetime(2025, 1, 20, 10, 0, tzinfo=UTC)
 
 
 class CountingGroupCommit(GroupCommit):
-    """The real GroupCommit, counting the transactions it sends."""
+    """The real GroupCommit, counting the transactions it sends; `hold()` keeps the next one back."""
 
     def __init__(self, pool: aiomysql.Pool, **kwargs: Any) -> None:
         super().__init__(pool, **kwargs)
         self.sent: list[int] = []
+        self._gate: asyncio.Event | None = None
+        self.holding = asyncio.Event()  # set once the held transaction waits at the gate
+
+    def hold(self) -> asyncio.Event:
+        """Hold the next transaction before it is sent, until the returned event is set."""
+        self._gate = asyncio.Event()
+        self.holding.clear()
+        return self._gate
 
     async def _send(self, writes: list[tuple[str, Any]], *, merge: bool) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            self.holding.set()
+            await gate.wait()
         self.sent.append(len(writes))
         await super()._send(writes, merge=merge)
+
+
+async def queued(group: GroupCommit, units: int) -> None:
+    await services.eventually(lambda: group.waiting == units, timeout_s=10, what=f"{units} units queued")
 
 
 def original(image_id: str | None = None) -> uploads.StoredOriginal:
@@ -61,13 +78,17 @@ async def rows(pool: aiomysql.Pool, sql: str, *args: Any) -> list[tuple[Any, ...
 
 async def test_units_that_arrive_together_commit_as_one_transaction(pool: aiomysql.Pool) -> None:
     group = CountingGroupCommit(pool, in_flight=1)
+    gate = group.hold()
     first = asyncio.create_task(upload(group, original()))
-    await asyncio.sleep(0)  # the first unit is on its way; the next ten queue behind it
-    queued = [original() for _ in range(10)]
-    results = await asyncio.gather(first, *(upload(group, o) for o in queued))
+    await asyncio.wait_for(group.holding.wait(), 10)
+    later = [original() for _ in range(10)]
+    rest = [asyncio.create_task(upload(group, o)) for o in later]
+    await queued(group, 10)  # the first unit is held on its way; the next ten wait behind it
+    gate.set()
+    results = await asyncio.gather(first, *rest)
     assert all(isinstance(r, list) for r in results)
     assert group.sent == [4, 40]  # images, storage, history and outbox rows of 1, then of 10
-    ids = [o.image_id for o in queued]
+    ids = [o.image_id for o in later]
     marks = ", ".join(["%s"] * len(ids))
     assert len(await rows(pool, f"SELECT 1 FROM images WHERE image_id IN ({marks})", *ids)) == 10
     assert len(await rows(pool, f"SELECT 1 FROM storage_objects WHERE image_id IN ({marks})", *ids)) == 10
@@ -80,12 +101,14 @@ async def test_a_unit_the_server_refuses_fails_alone(pool: aiomysql.Pool) -> Non
     taken = original()
     group = CountingGroupCommit(pool, in_flight=1)
     assert isinstance(await upload(group, taken), list)
+    gate = group.hold()
     blocker = asyncio.create_task(upload(group, original()))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(group.holding.wait(), 10)
     good_before, good_after = original(), original()
-    results = await asyncio.gather(
-        blocker, upload(group, good_before), upload(group, original(taken.image_id)), upload(group, good_after)
-    )
+    rest = [asyncio.create_task(upload(group, o)) for o in (good_before, original(taken.image_id), good_after)]
+    await queued(group, 3)
+    gate.set()
+    results = await asyncio.gather(blocker, *rest)
     refused = results[2]
     assert isinstance(refused, GroupedUnitOfWork) and not refused.commit_in_doubt
     assert all(isinstance(results[n], list) for n in (0, 1, 3))

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
+from workers.__main__ import upload_command
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "upload-command.schema.json").read_text())
 
@@ -21,8 +22,16 @@ def command(**payload: object) -> dict:
     ).to_wire()
 
 
-def test_the_cli_command_shape_matches_the_schema() -> None:
-    jsonschema.validate(command(content="aGVsbG8="), SCHEMA)
+def test_the_cli_command_matches_the_schema() -> None:
+    """What `python -m workers send-upload` sends, built by the CLI's own function."""
+    sent = upload_command(b"\xff\xd8 a jpeg", category="PRODUCT", uploader_id="svc-1", file_name="a.jpg")
+    jsonschema.validate(json.loads(sent.to_bytes()), SCHEMA)
+    assert (sent.topic, sent.key) == ("image-upload-requested", sent.payload["imageId"])
+    chosen = upload_command(b"x", category="POST", uploader_id="s", file_name="b.png", image_id=str(uuid.uuid4()))
+    jsonschema.validate(json.loads(chosen.to_bytes()), SCHEMA)
+
+
+def test_a_command_naming_its_source_by_url_matches_the_schema() -> None:
     jsonschema.validate(command(sourceUrl="https://cdn.example.com/a.jpg"), SCHEMA)
 
 
