@@ -12,7 +12,8 @@ from typing import Any
 
 import aiomysql
 
-from adapters import kafka, mariadb
+from adapters.db import mariadb
+from adapters.kafka import client as kafka
 
 CHECK_TIMEOUT_S = 2.0
 DISK_FREE_THRESHOLD_BYTES = 10 * 1024 * 1024  # Spring Boot's default for diskSpace

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from adapters import formats, isobmff
-from adapters.converter import ConverterPool
-from adapters.mariadb import in_transaction_retrying
-from adapters.storage import GroupWriter
-from adapters.webp import ConversionFailed, DimensionsExceeded, convert_and_store
+from adapters.db.mariadb import in_transaction_retrying
+from adapters.files.store import GroupWriter
+from adapters.images import containers as isobmff
+from adapters.images import headers as formats
+from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert_and_store
+from adapters.images.process_pool import ConverterPool
 from core.ports import FileFacts, SyncResult, Undecodable, UploadUnitOfWork
 from core.settings import Settings
 from core.upload import UploadPorts

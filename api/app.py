@@ -9,16 +9,16 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from adapters import mariadb
-from adapters.converter import ConverterPool
-from adapters.file_writer import FileWriterProcess
-from adapters.group_commit import GroupCommit, GroupedUnitOfWork
+from adapters.db import mariadb
+from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
+from adapters.db.reference_cache import ReferenceCache, reload_daily
+from adapters.files.store import FileStore, GroupWriter
+from adapters.files.writer_process import FileWriterProcess
+from adapters.images.codec import configure_pillow
+from adapters.images.process_pool import ConverterPool
 from adapters.outage import Outage
-from adapters.reference_cache import ReferenceCache, reload_daily
 from adapters.retry import until_available
-from adapters.storage import FileStore, GroupWriter
 from adapters.upload_ports import upload_ports
-from adapters.webp import configure_pillow
 from api import confirm, docs, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
 from core.settings import Settings

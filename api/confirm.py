@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from adapters.db.mariadb import MariaDbUnitOfWork, in_transaction_retrying
 from adapters.ids import new_id
-from adapters.mariadb import MariaDbUnitOfWork, in_transaction_retrying
 from api import idempotent, keys
 from core import errors, idempotency, services
 from core.idempotency import Remember

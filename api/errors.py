@@ -13,7 +13,7 @@ import orjson
 import structlog
 from aiohttp import hdrs, web
 
-from adapters.mariadb import is_unreachable
+from adapters.db.mariadb import is_unreachable
 from api import keys, metrics
 from core.errors import DomainError
 from core.events import iso

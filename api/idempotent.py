@@ -2,7 +2,7 @@
 
 A handler says what its request means (the fingerprint's parts) and gives its work as a
 function of a `Remember` (None without a key); the work records the answer in its own
-transaction. Here the key is claimed first (`adapters.idempotency`): a stored answer is replayed
+transaction. Here the key is claimed first (`adapters.db.idempotency_claims`): a stored answer is replayed
 (with `Idempotency-Replayed: true`), a different request under the key is 422, one still in
 flight is 409; and a request that lost the race at commit answers with the winner's answer.
 Errors are not stored: nothing was done, so a retry simply tries again.
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 
-from adapters import idempotency as claims
+from adapters.db import idempotency_claims as claims
 from api import keys
 from core import idempotency
 from core.idempotency import IdempotentRequest, Remember, StoredAnswer

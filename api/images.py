@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from adapters import queries
+from adapters.db import queries
 from api import keys
 from api.errors import dumps
 from core import errors

@@ -5,12 +5,12 @@ from __future__ import annotations
 import aiomysql
 from aiohttp import web
 
-from adapters.converter import ConverterPool
-from adapters.file_writer import FileWriterProcess
-from adapters.group_commit import GroupCommit
+from adapters.db.group_commit import GroupCommit
+from adapters.db.reference_cache import ReferenceCache
+from adapters.files.store import FileStore, GroupWriter
+from adapters.files.writer_process import FileWriterProcess
+from adapters.images.process_pool import ConverterPool
 from adapters.outage import Outage
-from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore, GroupWriter
 from core.settings import Settings
 from core.upload import UploadPorts
 

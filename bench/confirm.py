@@ -17,7 +17,7 @@ import aiohttp
 from harness import at_fixed_rate, bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
 from relay import Arrivals
 
-from adapters import mariadb
+from adapters.db import mariadb
 from core.settings import Settings
 
 TOPIC = "post-image-changed"

@@ -29,12 +29,12 @@ from datetime import UTC, datetime
 from harness import RESULTS, bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
 from PIL import Image, ImageOps
 
-from adapters import mariadb
-from adapters.converter import prepare_process
+from adapters.db import mariadb
+from adapters.db.mariadb import MariaDbUnitOfWork
+from adapters.db.reference_cache import ReferenceCache
+from adapters.files.store import FileStore, GroupWriter
 from adapters.ids import new_id
-from adapters.mariadb import MariaDbUnitOfWork
-from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore, GroupWriter
+from adapters.images.process_pool import prepare_process
 from adapters.upload_ports import upload_ports
 from core.settings import Settings
 from core.upload import IncomingFile, UploadForm, upload

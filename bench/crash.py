@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness import write_results
 
-from adapters.kafka import ensure_topics
+from adapters.kafka.client import ensure_topics
 from tests import chaos, services
 from tests.conftest import make_settings
 

@@ -23,8 +23,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters import mariadb  # noqa: E402
-from adapters.kafka import ensure_topics  # noqa: E402
+from adapters.db import mariadb  # noqa: E402
+from adapters.kafka.client import ensure_topics  # noqa: E402
 from core.settings import Settings, parse_dsn  # noqa: E402
 from tests import services  # noqa: E402
 from tests.processes import Process  # noqa: E402

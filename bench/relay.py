@@ -18,8 +18,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from harness import at_fixed_rate, bench_environment, start, summary_ms, write_results
 
-from adapters import mariadb
-from adapters.mariadb import MariaDbUnitOfWork
+from adapters.db import mariadb
+from adapters.db.mariadb import MariaDbUnitOfWork
 from core.events import Envelope
 from core.settings import Settings
 

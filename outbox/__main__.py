@@ -9,8 +9,8 @@ import signal
 import prometheus_client
 import structlog
 
-from adapters import mariadb
-from adapters.kafka import create_producer
+from adapters.db import mariadb
+from adapters.kafka.client import create_producer
 from adapters.logs import start_process
 from adapters.retry import until_available
 from core.settings import Settings

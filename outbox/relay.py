@@ -29,10 +29,10 @@ import aiomysql
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from adapters import kafka as kafka_adapter
-from adapters import mariadb
-from adapters.outbox_table import delete_published, outbox_lag
-from adapters.pipeline import Pipeline
+from adapters.db import mariadb
+from adapters.db.outbox_table import delete_published, outbox_lag
+from adapters.db.statements import Pipeline
+from adapters.kafka import client as kafka_adapter
 from core.settings import Settings
 from outbox import metrics
 from outbox.settle import BatchOutcome, Row, settle

@@ -22,7 +22,7 @@ import pymysql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.mariadb import apply_schema
+from adapters.db.mariadb import apply_schema
 from core.settings import DbDsn, Settings
 
 MARIADBD = "/usr/sbin/mariadbd"

@@ -38,7 +38,7 @@ import psutil
 import pymysql
 from PIL import Image
 
-from adapters import mariadb
+from adapters.db import mariadb
 from core.settings import DbDsn, Settings, parse_dsn
 from tests import services
 from tests.kafka_reader import read_messages
@@ -231,7 +231,7 @@ class Fleet:
         api = psutil.Process(self.processes["api"].popen.pid)
 
         def writers() -> list[psutil.Process]:
-            return [c for c in api.children() if "adapters.file_writer" in c.cmdline()]
+            return [c for c in api.children() if "adapters.files.writer_process" in c.cmdline()]
 
         services.wait_until(lambda: len(writers()) == 1, timeout_s=30, what="the api's file writer")
         return writers()[0]

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiomysql
 import pytest
 
-from adapters import mariadb
-from adapters.kafka import ensure_topics
+from adapters.db import mariadb
+from adapters.kafka.client import ensure_topics
 from core.settings import DbDsn, Settings
 from tests import services
 

@@ -14,12 +14,14 @@ from typing import Any
 
 import faust
 
-from adapters import health, idempotency, mariadb
+from adapters import health
+from adapters.db import idempotency_claims as idempotency
+from adapters.db import mariadb
+from adapters.db.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
+from adapters.files.store import FileStore
 from adapters.ids import new_id
-from adapters.kafka import create_producer
+from adapters.kafka.client import create_producer
 from adapters.logs import start_process
-from adapters.storage import FileStore
-from adapters.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings
 from workers import admin, watch

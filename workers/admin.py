@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from adapters import inspection, mariadb
+from adapters.db import inspection, mariadb
+from adapters.db.mariadb import MariaDbUnitOfWork
+from adapters.db.reference_cache import ReferenceCache
+from adapters.files.store import FileStore
 from adapters.ids import new_id
-from adapters.mariadb import MariaDbUnitOfWork
-from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore
 from core import operations
 from core.settings import Settings
 from workers.progress import progress

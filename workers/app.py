@@ -12,13 +12,14 @@ import prometheus_client
 import structlog
 from mode import Service
 
-from adapters import idempotency, mariadb
-from adapters.converter import ConverterPool
-from adapters.reference_cache import ReferenceCache
+from adapters.db import idempotency_claims as idempotency
+from adapters.db import mariadb
+from adapters.db.reference_cache import ReferenceCache
+from adapters.db.sweeps import sweep_expired, sweep_orphans, sweep_processed
+from adapters.files.store import FileStore
+from adapters.images.codec import configure_pillow
+from adapters.images.process_pool import ConverterPool
 from adapters.retry import until_available
-from adapters.storage import FileStore
-from adapters.sweeps import sweep_expired, sweep_orphans, sweep_processed
-from adapters.webp import configure_pillow
 from core import conversion
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings

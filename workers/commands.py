@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import structlog
 
 from adapters import fetch
+from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.ids import new_id
-from adapters.mariadb import MariaDbUnitOfWork
 from core import fields, messages
 from core.errors import DomainError
 from core.events import UPLOAD_REQUESTED, Envelope, EnvelopeError

@@ -20,15 +20,15 @@ from typing import TypeVar
 import aiomysql
 import structlog
 
-from adapters import conversions
-from adapters.converter import ConverterPool
+from adapters.db import conversion_claims as conversions
+from adapters.db.mariadb import MariaDbUnitOfWork
+from adapters.db.reference_cache import ReferenceCache
+from adapters.files.store import FileStore, GroupWriter
 from adapters.ids import new_id
-from adapters.mariadb import MariaDbUnitOfWork
-from adapters.reference_cache import ReferenceCache
+from adapters.images.codec import ConversionFailed, convert_stored
+from adapters.images.process_pool import ConverterPool
 from adapters.retry import is_transient, until_available
-from adapters.storage import FileStore, GroupWriter
 from adapters.upload_ports import upload_ports
-from adapters.webp import ConversionFailed, convert_stored
 from core import conversion, messages, uploads
 from core.events import IMAGE_UPLOADED, Envelope, EnvelopeError
 from core.settings import Settings

@@ -193,7 +193,7 @@ async def test_two_workers_share_the_topic(api: ImageClient, stack: Stack) -> No
 
 
 async def test_workers_joining_and_leaving_lose_nothing_and_apply_nothing_twice(api: ImageClient, stack: Stack) -> None:
-    from adapters import mariadb
+    from adapters.db import mariadb
 
     _, uploaded = await api.upload(
         [(f"{n}.jpg", images.noisy_jpeg(640, 480, seed=n)) for n in range(24)], category="POST"

@@ -8,9 +8,9 @@ import aiomysql
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.converter import ConverterPool
-from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore
+from adapters.db.reference_cache import ReferenceCache
+from adapters.files.store import FileStore
+from adapters.images.process_pool import ConverterPool
 from api.app import create_app
 from api.server import ApiRunner
 from core.settings import Settings

@@ -13,7 +13,7 @@ import aiomysql
 import pytest
 from aiohttp.test_utils import TestClient
 
-from adapters.kafka import create_producer
+from adapters.kafka.client import create_producer
 from core.images import ImageStatus
 from core.settings import Settings
 from outbox.relay import Relay

@@ -16,9 +16,9 @@ import aiomysql
 import psutil
 import pytest
 
-from adapters.converter import ConversionOutOfMemory, ConversionTimedOut, ConverterPool
-from adapters.reference_cache import ReferenceCache
-from adapters.storage import FileStore
+from adapters.db.reference_cache import ReferenceCache
+from adapters.files.store import FileStore
+from adapters.images.process_pool import ConversionOutOfMemory, ConversionTimedOut, ConverterPool
 from core.settings import Settings
 from tests import images
 from tests.integration.conftest import fetch_all
@@ -80,7 +80,7 @@ async def test_the_largest_image_allowed_converts_under_the_default_ceiling(orie
 
     from PIL import Image
 
-    from adapters.webp import convert
+    from adapters.images.codec import convert
 
     settings = Settings()
     side = int(settings.max_image_pixels**0.5)
@@ -102,7 +102,7 @@ async def test_the_largest_image_allowed_converts_under_the_default_ceiling(orie
 OWNER = textwrap.dedent(
     """
     import asyncio, os, sys, time
-    from adapters.converter import ConverterPool
+    from adapters.images.process_pool import ConverterPool
     from core.settings import Settings
 
     async def main():

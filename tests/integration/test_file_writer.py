@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.file_writer import FileWriterProcess
-from adapters.storage import FileStore, GroupWriter
+from adapters.files.store import FileStore, GroupWriter
+from adapters.files.writer_process import FileWriterProcess
 from tests import services
 
 

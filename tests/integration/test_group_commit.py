@@ -11,7 +11,7 @@ import aiomysql
 import pymysql
 import pytest
 
-from adapters.group_commit import GroupCommit, GroupedUnitOfWork
+from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
 from core import uploads
 from core.images import Image, ImageStatus, created
 from core.services import record_uploads

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from adapters import mariadb
+from adapters.db import mariadb
 from core import fields
 from core.settings import Settings
 from tests import images, services

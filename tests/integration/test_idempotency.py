@@ -12,7 +12,7 @@ import aiomysql
 import pytest
 from aiohttp.test_utils import TestClient
 
-from adapters import idempotency as claims
+from adapters.db import idempotency_claims as claims
 from core import idempotency
 from core.images import ImageStatus
 from tests import images, services

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiomysql
 import pytest
 
-from adapters.kafka import create_producer, ensure_topics
-from adapters.mariadb import MariaDbUnitOfWork
+from adapters.db.mariadb import MariaDbUnitOfWork
+from adapters.kafka.client import create_producer, ensure_topics
 from core.events import Envelope
 from core.settings import Settings
 from outbox.relay import Relay
@@ -247,7 +247,7 @@ async def test_published_rows_past_the_retention_are_deleted_in_batches(
 ) -> None:
     from datetime import timedelta
 
-    from adapters.outbox_table import RETENTION_BATCH, delete_published
+    from adapters.db.outbox_table import RETENTION_BATCH, delete_published
 
     run = uuid.uuid4().hex[:8]
     await write_rows(pool, run, keys=1, per_key=RETENTION_BATCH + 5, per_txn=500)

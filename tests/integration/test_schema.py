@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import aiomysql
 
-from adapters import mariadb
+from adapters.db import mariadb
 from core.settings import Settings
 from tests.integration.conftest import fetch_all
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import aiomysql
 
-from adapters.storage import FileStore
-from adapters.sweeps import sweep_expired, sweep_orphans
+from adapters.db.sweeps import sweep_expired, sweep_orphans
+from adapters.files.store import FileStore
 from core.settings import Settings
 from tests.integration.conftest import fetch_all
 
@@ -88,7 +88,7 @@ async def test_an_original_left_behind_after_conversion_is_an_orphan(settings: S
 
 
 async def test_old_dedupe_rows_are_removed_and_recent_ones_kept(settings: Settings, pool: aiomysql.Pool) -> None:
-    from adapters.sweeps import sweep_processed
+    from adapters.db.sweeps import sweep_processed
 
     now = datetime.now(UTC).replace(tzinfo=None)
     async with pool.acquire() as conn, conn.cursor() as cur:

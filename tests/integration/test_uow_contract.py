@@ -11,7 +11,7 @@ import aiomysql
 import pymysql
 import pytest
 
-from adapters.mariadb import MariaDbUnitOfWork
+from adapters.db.mariadb import MariaDbUnitOfWork
 from core.events import images_deleted
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord, UnitOfWork

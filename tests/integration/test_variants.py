@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from PIL import Image
 
-from adapters.sweeps import sweep_orphans
+from adapters.db.sweeps import sweep_orphans
 from core.variants import parse_widths
 from tests import images
 from tests.integration.conftest import fetch_all

@@ -274,7 +274,7 @@ async def test_a_dead_conversion_process_is_replaced_and_the_image_still_convert
 async def test_conversion_processes_keep_image_memory_between_conversions(resources) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 
-    from adapters.converter import PILLOW_BLOCKS_KEPT
+    from adapters.images.process_pool import PILLOW_BLOCKS_KEPT
 
     assert Image.core.get_blocks_max() != PILLOW_BLOCKS_KEPT  # this process has Pillow's default
     assert await resources.converter.run(Image.core.get_blocks_max) == PILLOW_BLOCKS_KEPT

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import durable
+from adapters.files import fsync as durable
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.isobmff import MAX_BOXES, InvalidContainer, boxes, container_format
+from adapters.images.containers import MAX_BOXES, InvalidContainer, boxes, container_format
 from tests import images
 from tests.images import box
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from adapters.mariadb import is_unreachable, outcome_unknown
+from adapters.db.mariadb import is_unreachable, outcome_unknown
 
 
 @pytest.mark.parametrize(

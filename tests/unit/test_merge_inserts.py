@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from adapters.pipeline import merge_inserts
-from adapters.repositories import INSERT_HISTORY, INSERT_IMAGE, LOCK_REFERENCE, UPDATE_IMAGE
+from adapters.db.repositories import INSERT_HISTORY, INSERT_IMAGE, LOCK_REFERENCE, UPDATE_IMAGE
+from adapters.db.statements import merge_inserts
 
 
 def test_rows_of_the_same_insert_merge_in_order_of_first_appearance() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from adapters.reference_cache import seconds_until
+from adapters.db.reference_cache import seconds_until
 
 
 def test_next_reload_is_later_today_when_before_half_past_midnight() -> None:

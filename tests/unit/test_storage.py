@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.storage import FileStore, GroupWriter
+from adapters.files.store import FileStore, GroupWriter
 
 
 @pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "", "a/./../b"])

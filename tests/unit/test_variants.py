@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from adapters.webp import convert
+from adapters.images.codec import convert
 from core import variants
 from core.settings import Settings, SettingsError
 from tests import images

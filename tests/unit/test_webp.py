@@ -7,9 +7,9 @@ import io
 import pytest
 from PIL import Image, ImageCms
 
-from adapters import formats
-from adapters.svg import InvalidSvg, check_svg_bounds
-from adapters.webp import ConversionFailed, DimensionsExceeded, convert, to_webp_mode
+from adapters.images import headers as formats
+from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert, to_webp_mode
+from adapters.images.svg import InvalidSvg, check_svg_bounds
 from core import uploads
 from tests import images
 

@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from adapters import durable
 from adapters.batching import Batcher
+from adapters.files import fsync as durable
 
 TMP_SUFFIX = ".part"
 log = structlog.get_logger("storage")

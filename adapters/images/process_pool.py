@@ -37,7 +37,7 @@ import structlog
 from PIL import Image
 from prometheus_client import Counter
 
-from adapters.webp import ConversionFailed, configure_pillow
+from adapters.images.codec import ConversionFailed, configure_pillow
 from core.settings import Settings
 
 T = TypeVar("T")

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
-from adapters.storage import FileStore
+from adapters.files.store import FileStore
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +109,7 @@ class FileWriterProcess:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "adapters.file_writer",
+                "adapters.files.writer_process",
                 self._root,
                 str(self._threads),
                 stdin=asyncio.subprocess.PIPE,
@@ -246,7 +246,7 @@ def _read_request(stream: BinaryIO) -> tuple[int, list[tuple[str, bytes]]] | Non
 
 
 def main(argv: Sequence[str]) -> None:
-    """`python -m adapters.file_writer ROOT THREADS`: run by FileWriterProcess, not by hand."""
+    """`python -m adapters.files.writer_process ROOT THREADS`: run by FileWriterProcess, not by hand."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     root, threads = argv

@@ -19,12 +19,12 @@ import pymysql
 from pymysql.constants import CLIENT
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from adapters.pipeline import Pipeline
-from adapters.repositories import repositories
+from adapters.db.repositories import repositories
+from adapters.db.statements import Pipeline
 from core.settings import DbDsn
 
 T = TypeVar("T")
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 # MariaDB errors after which the whole transaction may simply be run again.
 RETRYABLE_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.pipeline import Statements
+from adapters.db.statements import Statements
 from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pillow_heif
 from PIL import Image, ImageCms, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
-from adapters.formats import PIXEL_FORMATS, TooManyPixels, sniff
-from adapters.isobmff import InvalidContainer, container_format
-from adapters.storage import FileStore
-from adapters.svg import InvalidSvg, sanitize_svg
+from adapters.files.store import FileStore
+from adapters.images.containers import InvalidContainer, container_format
+from adapters.images.headers import PIXEL_FORMATS, TooManyPixels, sniff
+from adapters.images.svg import InvalidSvg, sanitize_svg
 from core.uploads import WEBP, file_suffix
 from core.variants import VariantFile, sizes_for, variant_key
 

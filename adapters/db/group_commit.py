@@ -9,9 +9,9 @@ from typing import Any, Self
 import aiomysql
 
 from adapters.batching import Batcher
-from adapters.mariadb import MariaDbUnitOfWork, is_server_error, outcome_unknown
-from adapters.pipeline import Recorder, merge_inserts
-from adapters.repositories import repositories
+from adapters.db.mariadb import MariaDbUnitOfWork, is_server_error, outcome_unknown
+from adapters.db.repositories import repositories
+from adapters.db.statements import Recorder, merge_inserts
 
 
 class GroupCommit:

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiomysql
 
-from adapters.queries import image_details
+from adapters.db.queries import image_details
 from core.events import iso
 
 HISTORY = (

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 import aiomysql
 import structlog
 
-from adapters.storage import TMP_SUFFIX, FileStore
+from adapters.files.store import TMP_SUFFIX, FileStore
 from core import variants
 
 log = structlog.get_logger("sweeps")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-from adapters.isobmff import LEGACY_MOV_ATOMS, MOV_BRAND, MP4_BRANDS
+from adapters.images.containers import LEGACY_MOV_ATOMS, MOV_BRAND, MP4_BRANDS
 
 pillow_heif.register_heif_opener()
 

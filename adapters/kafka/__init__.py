@@ -1,0 +1,1 @@
+"""Kafka: the producer and topic set-up."""
