@@ -18,7 +18,7 @@ from adapters.images import containers as isobmff
 from adapters.images import headers as formats
 from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert_and_store
 from adapters.images.process_pool import ConverterPool
-from core.ports import FileFacts, SyncResult, Undecodable, UploadUnitOfWork
+from core.ports import Conversion, FileFacts, Undecodable, UploadUnitOfWork
 from core.settings import Settings
 from core.upload import UploadPorts
 
@@ -62,17 +62,17 @@ class PoolConverter:
     def __init__(self, pool: ConverterPool, settings: Settings) -> None:
         self._pool, self._settings = pool, settings
 
-    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> SyncResult:
+    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> Conversion:
         settings = self._settings
         try:
-            r = await self._pool.run(
+            conversion: Conversion = await self._pool.run(
                 convert_and_store, settings.upload_dir, data, stem, settings.max_image_pixels, tuple(widths)
             )
         except DimensionsExceeded as exc:
             raise Undecodable(str(exc), too_many_pixels=True) from None
         except ConversionFailed as exc:
             raise Undecodable(str(exc)) from None
-        return SyncResult(r.key, r.format, r.size, r.width, r.height, r.variants)
+        return conversion
 
 
 def upload_ports(

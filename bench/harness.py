@@ -82,7 +82,7 @@ def bench_environment(name: str, **overrides: Any) -> Iterator[Settings]:
     )
     server = parse_dsn(os.environ.get("IMAGES_BENCH_DB_DSN", local))
     dsn = server.with_database(f"images_bench_{name}")
-    asyncio.run(mariadb.drop_database(dsn))
+    asyncio.run(services.drop_database(dsn))
     asyncio.run(mariadb.apply_schema(dsn))
     port = services.free_port()
     broker = services.Tansu(port, port)
@@ -107,7 +107,7 @@ def bench_environment(name: str, **overrides: Any) -> Iterator[Settings]:
         yield settings
     finally:
         broker.stop()
-        asyncio.run(mariadb.drop_database(dsn))
+        asyncio.run(services.drop_database(dsn))
         shutil.rmtree(upload_dir, ignore_errors=True)
 
 

@@ -12,25 +12,11 @@ from datetime import datetime
 from core import fields, uploads
 from core.events import image_processed
 from core.images import Image, ImageStatus, StatusChange, transition
-from core.ports import StorageRecord, UnitOfWork
+from core.ports import Conversion, StorageRecord, UnitOfWork
 from core.services import NewId, variants_at
-from core.variants import NO_SIZES, Sizes, VariantFile
+from core.variants import NO_SIZES, Sizes
 
 CONVERTER = "image-converter"  # processed_events.consumer of the conversion agent
-
-
-@dataclass(frozen=True)
-class ConversionOutcome:
-    """What the worker's conversion produced for one image."""
-
-    ready: bool
-    key: str | None = None  # the stored file, when ready
-    format: str | None = None
-    size: int | None = None
-    width: int | None = None
-    height: int | None = None
-    reason: str | None = None  # why FAILED, or why the original was kept
-    variants: tuple[VariantFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,7 +33,7 @@ async def complete_conversion(
     *,
     event_id: str,
     image_id: str,
-    outcome: ConversionOutcome,
+    outcome: Conversion,
     base_url: str,
     keep_originals: bool,
     now: datetime,
@@ -96,7 +82,7 @@ async def _ready(
     uow: UnitOfWork,
     image: Image,
     storage: StorageRecord,
-    outcome: ConversionOutcome,
+    outcome: Conversion,
     *,
     base_url: str,
     keep_originals: bool,

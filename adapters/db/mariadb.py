@@ -135,28 +135,16 @@ async def apply_schema(dsn: DbDsn, path: Path = SCHEMA_PATH) -> None:
 async def _run_schema(conn: aiomysql.Connection, dsn: DbDsn, path: Path) -> None:
     async with conn.cursor() as cur:
         await cur.execute(
-            f"CREATE DATABASE IF NOT EXISTS `{_identifier(dsn.database)}` "
+            f"CREATE DATABASE IF NOT EXISTS `{database_identifier(dsn.database)}` "
             "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
-        await cur.execute(f"USE `{_identifier(dsn.database)}`")
+        await cur.execute(f"USE `{database_identifier(dsn.database)}`")
         for statement in schema_statements(await asyncio.to_thread(path.read_text, encoding="utf-8")):
             await cur.execute(statement)
 
 
-async def drop_database(dsn: DbDsn) -> None:
-    """Drop the DSN's database (tests only)."""
-    conn = await aiomysql.connect(**(connect_kwargs(dsn) | {"db": None}))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", pymysql.Warning)  # "database doesn't exist" is fine
-            async with conn.cursor() as cur:
-                await cur.execute(f"DROP DATABASE IF EXISTS `{_identifier(dsn.database)}`")
-    finally:
-        conn.close()
-
-
-def _identifier(name: str) -> str:
-    # The database name is an identifier, not a value: it cannot be a query parameter.
+def database_identifier(name: str) -> str:
+    """Return a database name checked to be a plain identifier (it cannot be a query parameter)."""
     if not re.fullmatch(r"[A-Za-z0-9_]+", name):
         raise ValueError(f"database name {name!r} must be [A-Za-z0-9_]+")
     return name

@@ -19,6 +19,7 @@ from adapters.files.store import FileStore
 from adapters.images.containers import InvalidContainer, container_format
 from adapters.images.headers import PIXEL_FORMATS, TooManyPixels, sniff
 from adapters.images.svg import InvalidSvg, sanitize_svg
+from core.ports import Conversion
 from core.uploads import WEBP, file_suffix
 from core.variants import VariantFile, sizes_for, variant_key
 
@@ -48,19 +49,6 @@ class Converted:
     height: int | None
     fallback_reason: str | None = None  # set when WebP encoding failed and the original is kept
     variants: tuple[tuple[int, int, bytes], ...] = ()  # (width, height, WebP bytes), ascending
-
-
-@dataclass(frozen=True)
-class StoredResult:
-    """What convert_stored() wrote."""
-
-    key: str
-    format: str
-    size: int
-    width: int | None
-    height: int | None
-    fallback_reason: str | None
-    variants: tuple[VariantFile, ...] = ()
 
 
 def configure_pillow(max_pixels: int) -> None:
@@ -259,7 +247,7 @@ def _save(img: Image.Image, icc: bytes | None, *, save_all: bool, **extra: objec
 
 def convert_stored(
     root: str, origin_key: str, target_stem: str, max_pixels: int, widths: Sequence[int] = ()
-) -> StoredResult:
+) -> Conversion:
     """Convert a stored original and write `{target_stem}.{ext}` and its variants atomically.
 
     Runs in a pool process. Deterministic: running it twice for one image writes the same keys
@@ -271,16 +259,16 @@ def convert_stored(
 
 def convert_and_store(
     root: str, data: bytes, target_stem: str, max_pixels: int, widths: Sequence[int] = ()
-) -> StoredResult:
+) -> Conversion:
     """Convert uploaded bytes and write the result and its variants atomically (the ?sync=true path)."""
     return _store(FileStore(root), convert(data, max_pixels, widths), target_stem)
 
 
-def _store(store: FileStore, result: Converted, target_stem: str) -> StoredResult:
+def _store(store: FileStore, result: Converted, target_stem: str) -> Conversion:
     key = f"{target_stem}.{file_suffix(result.format)}"
     variants = []
     for width, height, data in result.variants:
         variant = variant_key(key, width)
         variants.append(VariantFile(width, height, variant, store.write(variant, data)))
     size = store.write(key, result.data)
-    return StoredResult(key, result.format, size, result.width, result.height, result.fallback_reason, tuple(variants))
+    return Conversion(key, result.format, size, result.width, result.height, tuple(variants), result.fallback_reason)

@@ -49,7 +49,7 @@ def main() -> None:
     cases = [(s, int(c)) for s, c in (x.split(":") for x in sys.argv[3].split(","))]
     socket_path = os.environ.get("DEV_DB_SOCKET", "/tmp/mysqld.sock")
     dsn = parse_dsn(f"mysql://root@127.0.0.1:3306/images_bench_ingest?unix_socket={socket_path}")
-    asyncio.run(mariadb.drop_database(dsn))
+    asyncio.run(services.drop_database(dsn))
     asyncio.run(mariadb.apply_schema(dsn))
     upload_dir = Path("/tmp/images-bench-ingest")
     shutil.rmtree(upload_dir, ignore_errors=True)

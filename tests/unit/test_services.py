@@ -9,7 +9,7 @@ import pytest
 
 from core import conversion, errors, operations, services
 from core.images import Image, ImageStatus
-from core.ports import StorageRecord
+from core.ports import Conversion, StorageRecord
 from core.references import DEFAULT_REFERENCE_DATA as DATA
 from core.uploads import StoredOriginal
 from tests.fakes import FakeState, FakeUnitOfWork
@@ -53,7 +53,7 @@ async def test_async_upload_records_temp_and_announces_image_uploaded() -> None:
 
 async def test_sync_upload_records_ready_and_announces_image_ready() -> None:
     uow = FakeUnitOfWork()
-    done = [services.SyncResult("POST/2025/01/20/a.webp", "WEBP", 7)]
+    done = [services.Conversion("POST/2025/01/20/a.webp", "WEBP", 7)]
     (image,) = await services.record_uploads(uow, [original("a")], base_url=BASE, now=T, new_id=ids(), converted=done)
     assert image.status is ImageStatus.READY
     assert uow.state.storage["a"].converted_size == 7
@@ -98,11 +98,11 @@ async def test_delete_all_without_a_type_clears_every_type_of_the_reference() ->
     assert {i.status for i in uow.state.images.values()} == {ImageStatus.DELETED}
 
 
-def ready(key: str = "POST/2025/01/20/a.webp") -> conversion.ConversionOutcome:
-    return conversion.ConversionOutcome(ready=True, key=key, format="WEBP", size=5, width=4, height=3)
+def ready(key: str = "POST/2025/01/20/a.webp") -> Conversion:
+    return Conversion(key=key, format="WEBP", size=5, width=4, height=3)
 
 
-async def complete(uow: FakeUnitOfWork, event_id: str, outcome: conversion.ConversionOutcome) -> conversion.Completion:
+async def complete(uow: FakeUnitOfWork, event_id: str, outcome: Conversion) -> conversion.Completion:
     return await conversion.complete_conversion(
         uow, event_id=event_id, image_id="a", outcome=outcome, base_url=BASE, keep_originals=False, now=T, new_id=ids()
     )
@@ -121,7 +121,7 @@ async def test_conversion_marks_ready_once_and_hands_back_the_original_to_remove
 async def test_a_second_event_for_a_converted_image_never_moves_it_backwards() -> None:
     uow = seeded(img("a", status=ImageStatus.TEMP))
     await complete(uow, "e1", ready())
-    late = await complete(uow, "e2", conversion.ConversionOutcome(ready=False, reason="late failure"))
+    late = await complete(uow, "e2", Conversion.failed("late failure"))
     assert (late.applied, uow.state.images["a"].status, uow.state.processed[("image-converter", "e2")]) == (
         False,
         ImageStatus.READY,
@@ -131,15 +131,13 @@ async def test_a_second_event_for_a_converted_image_never_moves_it_backwards() -
 
 async def test_a_pass_through_result_corrects_the_url() -> None:
     uow = seeded(img("a", status=ImageStatus.TEMP))
-    await complete(
-        uow, "e1", conversion.ConversionOutcome(ready=True, key="POST/2025/01/20/a.png", format="PNG", size=9)
-    )
+    await complete(uow, "e1", Conversion(key="POST/2025/01/20/a.png", format="PNG", size=9))
     assert uow.state.images["a"].image_url == f"{BASE}POST/2025/01/20/a.png"
 
 
 async def test_an_undecodable_image_ends_failed_with_the_reason() -> None:
     uow = seeded(img("a", status=ImageStatus.TEMP))
-    await complete(uow, "e1", conversion.ConversionOutcome(ready=False, reason="undecodable JPEG"))
+    await complete(uow, "e1", Conversion.failed("undecodable JPEG"))
     assert uow.state.images["a"].status is ImageStatus.FAILED
     assert uow.state.history[-1].reason == "undecodable JPEG"
     assert [e.event_type for e in uow.state.outbox] == ["IMAGE_FAILED"]

@@ -13,7 +13,7 @@ import pytest
 
 from core import errors
 from core.images import ImageStatus
-from core.ports import FileFacts, SyncResult, Undecodable
+from core.ports import Conversion, FileFacts, Undecodable
 from core.references import DEFAULT_REFERENCE_DATA as REFERENCES
 from core.settings import Settings
 from core.upload import IncomingFile, UploadForm, UploadPorts, upload
@@ -65,7 +65,7 @@ class FakeConverter:
         self.store = store
         self.widths: list[tuple[int, ...]] = []
 
-    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> SyncResult:
+    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> Conversion:
         self.widths.append(tuple(widths))
         await asyncio.sleep(0)
         if data == b"bad":
@@ -75,7 +75,7 @@ class FakeConverter:
         variants = tuple(VariantFile(w, w // 2, f"{stem}_{w}w.webp", 3) for w in widths if w < 64)
         for key in [f"{stem}.webp", *(v.key for v in variants)]:
             self.store.files[key] = b"webp"
-        return SyncResult(f"{stem}.webp", "WEBP", 4, 64, 32, variants)
+        return Conversion(f"{stem}.webp", "WEBP", 4, 64, 32, variants)
 
 
 class FailingCommit(FakeUnitOfWork):
