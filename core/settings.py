@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import urlsplit
 
+from core.dsn import DbDsn, parse_dsn
 from core.variants import DEFAULT_VARIANT_WIDTHS, VariantWidths, parse_widths
 
 PREFIX = "IMAGES_"
@@ -15,55 +16,6 @@ PREFIX = "IMAGES_"
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class DbDsn:
-    """Connection parameters parsed from `mysql://user:password@host:port/database`."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
-    unix_socket: str | None = None  # `?unix_socket=/run/mysqld/mysqld.sock`: cheaper than TCP on one host
-
-    def with_database(self, database: str) -> DbDsn:
-        """Return the same server with another database name."""
-        return DbDsn(self.host, self.port, self.user, self.password, database, self.unix_socket)
-
-    def to_url(self) -> str:
-        """Render the DSN back into its `mysql://` form, password included (for child processes)."""
-        auth = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
-        query = f"?unix_socket={quote(self.unix_socket)}" if self.unix_socket else ""
-        return f"mysql://{auth}@{self.host}:{self.port}/{self.database}{query}"
-
-    def __str__(self) -> str:
-        # Never render the password: settings end up in logs.
-        via = f" via {self.unix_socket}" if self.unix_socket else ""
-        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}{via}"
-
-
-def parse_dsn(raw: str) -> DbDsn:
-    """Parse a `mysql://` or `mariadb://` DSN; raise ValueError when it is not one."""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("mysql", "mariadb"):
-        raise ValueError("scheme must be mysql:// or mariadb://")
-    database = parts.path.lstrip("/")
-    if not parts.hostname or not database or "/" in database:
-        raise ValueError("expected mysql://user:password@host:port/database")
-    options = parse_qs(parts.query)
-    unknown = set(options) - {"unix_socket"}
-    if unknown:
-        raise ValueError(f"unknown DSN options {sorted(unknown)}")
-    return DbDsn(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=unquote(parts.username or "root"),
-        password=unquote(parts.password or ""),
-        database=database,
-        unix_socket=options["unix_socket"][0] if "unix_socket" in options else None,
-    )
 
 
 def _bool(raw: str) -> bool:

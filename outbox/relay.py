@@ -29,8 +29,8 @@ import aiomysql
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from adapters.db import mariadb
-from adapters.db.outbox_table import delete_published, outbox_lag
+from adapters.db import outbox_table
+from adapters.db.leader_lock import LeaderLock
 from adapters.db.statements import Pipeline
 from adapters.kafka import client as kafka_adapter
 from core.settings import Settings
@@ -44,16 +44,6 @@ RETENTION_EVERY_S = 60.0
 LAG_EVERY_S = 10.0
 MAX_BACKOFF_S = 5.0
 
-# Still the leader, and is anything pending? One read on the lock's own connection.
-PROBE = "SELECT IS_USED_LOCK(%s) = CONNECTION_ID(), EXISTS(SELECT 1 FROM outbox WHERE status = 'PENDING')"
-CLAIM = (
-    "SELECT id, event_id, topic, message_key, payload, created_at FROM outbox"
-    " WHERE status = 'PENDING' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-)
-MARK_PUBLISHED = "UPDATE outbox SET status = 'PUBLISHED', published_at = %s, attempts = attempts + 1 WHERE id IN ({})"
-MARK_FAILED = "UPDATE outbox SET status = 'FAILED', attempts = attempts + 1, last_error = %s WHERE id = %s"
-COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id IN ({})"
-
 
 class Relay:
     """One relay replica: stands by until it holds the lock, then publishes until stopped."""
@@ -63,11 +53,10 @@ class Relay:
         self._pool = pool
         self._producer = producer
         self._stop = asyncio.Event()
-        self._lock_conn: aiomysql.Connection | None = None
-        self.is_leader = False
         self._producer_started = False
         # GET_LOCK names are server-wide: scope the lock to this database.
-        self.lock_name = LOCK_PREFIX + settings.db_dsn.database
+        self.lock = LeaderLock(settings.db_dsn, LOCK_PREFIX + settings.db_dsn.database)
+        self.lock_name = self.lock.name
         self._last_retention = 0.0
         self._last_lag = 0.0
 
@@ -127,7 +116,7 @@ class Relay:
         """Claim one batch, publish it, mark the results and commit; None when nothing was pending."""
         # An idle poll is one indexed read (which also re-checks the lock); the claim transaction
         # only runs when there is work (idle relays were a measurable share of a 2-core machine).
-        if not await self._probe():
+        if not await self.lock.outbox_pending():  # raises once the lock is no longer ours
             return None
         async with self._pool.acquire() as conn:
             # One round trip for the claim (with its BEGIN) and one for the mark (with its COMMIT).
@@ -135,7 +124,7 @@ class Relay:
             # inserting new outbox rows never wait on (or deadlock with) the relay.
             tx = Pipeline(conn, isolation="READ COMMITTED")
             try:
-                claimed = await tx.fetchall(CLAIM, (self._settings.relay_batch_size,))
+                claimed = await outbox_table.claim(tx, self._settings.relay_batch_size)
                 rows = [Row(r[0], r[1], r[2], r[3], r[4].encode(), r[5]) for r in claimed]
                 if not rows:
                     await conn.rollback()
@@ -176,16 +165,11 @@ class Relay:
         return results
 
     def _mark(self, tx: Pipeline, outcome: BatchOutcome) -> None:
-        now = datetime.now(UTC).replace(tzinfo=None)
-        if outcome.published:
-            marks = ", ".join(["%s"] * len(outcome.published))
-            tx.write(MARK_PUBLISHED.format(marks), (now, *outcome.published))
+        outbox_table.mark(
+            tx, published=outcome.published, failed=outcome.failed, retry=outcome.retry, error=outcome.error
+        )
         for row_id, reason in outcome.failed:
-            tx.write(MARK_FAILED, (reason, row_id))
             log.error("outbox_row_failed", outbox_id=row_id, reason=reason)
-        if outcome.retry:
-            marks = ", ".join(["%s"] * len(outcome.retry))
-            tx.write(COUNT_ATTEMPT.format(marks), ((outcome.error or "")[:1000], *outcome.retry))
 
     def _log_batch(self, rows: Sequence[Row], outcome: BatchOutcome, elapsed_s: float) -> None:
         metrics.BATCH_ROWS.observe(len(rows))
@@ -209,13 +193,15 @@ class Relay:
         now = time.monotonic()
         if now - self._last_lag >= LAG_EVERY_S:
             self._last_lag = now
-            pending, oldest_age_s = await outbox_lag(self._pool)
+            pending, oldest_age_s = await outbox_table.outbox_lag(self._pool)
             metrics.PENDING.set(pending)
             metrics.OLDEST_AGE.set(oldest_age_s)
             log.info("outbox_lag", pending=pending, oldest_age_s=oldest_age_s)
         if now - self._last_retention >= RETENTION_EVERY_S:
             self._last_retention = now
-            deleted = await delete_published(self._pool, older_than=timedelta(days=self._settings.relay_retention_days))
+            deleted = await outbox_table.delete_published(
+                self._pool, older_than=timedelta(days=self._settings.relay_retention_days)
+            )
             if deleted:
                 log.info("outbox_retention_deleted", rows=deleted)
 
@@ -236,32 +222,13 @@ class Relay:
         self._producer_started = False
 
     async def _acquire_lock(self) -> bool:
-        if self._lock_conn is None:
-            self._lock_conn = await aiomysql.connect(**mariadb.connect_kwargs(self._settings.db_dsn))
-        async with self._lock_conn.cursor() as cur:
-            await cur.execute("SELECT GET_LOCK(%s, 0)", (self.lock_name,))
-            (got,) = await cur.fetchone()
-        self.is_leader = got == 1
-        metrics.LEADER.set(1 if self.is_leader else 0)
-        return self.is_leader
-
-    async def _probe(self) -> bool:
-        """Tell whether rows are pending; raise when this relay no longer holds the leader lock."""
-        assert self._lock_conn is not None
-        async with self._lock_conn.cursor() as cur:
-            await cur.execute(PROBE, (self.lock_name,))
-            mine, pending = await cur.fetchone()
-        if mine != 1:
-            raise RuntimeError("relay lost the leader lock")
-        return bool(pending)
+        held = await self.lock.acquire()
+        metrics.LEADER.set(1 if held else 0)
+        return held
 
     async def _release_lock(self) -> None:
-        conn, self._lock_conn = self._lock_conn, None
-        was_leader, self.is_leader = self.is_leader, False
         metrics.LEADER.set(0)
-        if conn is not None:
-            conn.close()  # closing the session releases GET_LOCK
-        if was_leader:
+        if self.lock.release():
             log.info("relay_became_standby")
 
     async def _sleep(self, seconds: float) -> None:

@@ -23,7 +23,8 @@ import pymysql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.db.mariadb import apply_schema
-from core.settings import DbDsn, Settings
+from core.dsn import DbDsn
+from core.settings import Settings
 
 MARIADBD = "/usr/sbin/mariadbd"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

@@ -39,7 +39,8 @@ import pymysql
 from PIL import Image
 
 from adapters.db import mariadb
-from core.settings import DbDsn, Settings, parse_dsn
+from core.dsn import DbDsn, parse_dsn
+from core.settings import Settings
 from tests import services
 from tests.kafka_reader import read_messages
 from tests.processes import Process
@@ -231,7 +232,7 @@ class Fleet:
         api = psutil.Process(self.processes["api"].popen.pid)
 
         def writers() -> list[psutil.Process]:
-            return [c for c in api.children() if "adapters.files.writer_process" in c.cmdline()]
+            return [c for c in api.children() if "adapters.files.writer_helper" in c.cmdline()]
 
         services.wait_until(lambda: len(writers()) == 1, timeout_s=30, what="the api's file writer")
         return writers()[0]

@@ -12,7 +12,8 @@ import pytest
 
 from adapters.db import mariadb
 from adapters.kafka.client import ensure_topics
-from core.settings import DbDsn, Settings
+from core.dsn import DbDsn
+from core.settings import Settings
 from tests import services
 
 TABLES_TO_CLEAN = (

@@ -12,7 +12,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from core.settings import DbDsn, Settings
+from core.dsn import DbDsn
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

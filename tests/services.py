@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pymysql
 import pytest
 
-from core.settings import DbDsn, parse_dsn
+from core.dsn import DbDsn, parse_dsn
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

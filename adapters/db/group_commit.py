@@ -10,7 +10,7 @@ import aiomysql
 
 from adapters.batching import Batcher
 from adapters.db.mariadb import MariaDbUnitOfWork, is_server_error, outcome_unknown
-from adapters.db.repositories import repositories
+from adapters.db.records import repositories
 from adapters.db.statements import Recorder, merge_inserts
 
 

@@ -1,6 +1,6 @@
 """Idempotency-Key outside the work's transaction: claims of keyed requests in flight, stored answers.
 
-The answer itself commits with the work (`repositories.MariaDbIdempotencyKeys`, a plain INSERT
+The answer itself commits with the work (`records.MariaDbIdempotencyKeys`, a plain INSERT
 on the key's hash), which alone makes "two requests with one key never both do the work" hold:
 the second transaction fails on the primary key and is answered with the first's answer. The
 claim row here only tells a retry that arrives meanwhile to wait (409); a claim older than its

@@ -19,9 +19,9 @@ import pymysql
 from pymysql.constants import CLIENT
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from adapters.db.repositories import repositories
+from adapters.db.records import repositories
 from adapters.db.statements import Pipeline
-from core.settings import DbDsn
+from core.dsn import DbDsn
 
 T = TypeVar("T")
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"

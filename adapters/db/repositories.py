@@ -7,14 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.db.statements import Statements
-from core.events import Envelope
-from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
 from core.variants import Sizes, Variant
 
 
-def _db(at: datetime) -> datetime:
+def db_time(at: datetime) -> datetime:
+    """A UTC instant as MariaDB's DATETIME holds it (naive, UTC)."""
     return at.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -78,13 +77,6 @@ SELECT_SIZES = (
     " FROM storage_objects s LEFT JOIN image_variants v ON v.image_id = s.image_id"
     " WHERE s.image_id IN ({}) ORDER BY s.image_id, v.width"
 )
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
-)
-SELECT_PROCESSED = "SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s"
-INSERT_PROCESSED = (
-    "INSERT INTO processed_events (consumer, event_id, processed_at, outcome, detail) VALUES (%s, %s, %s, %s, %s)"
-)
 
 
 def _image(row: Sequence[Any]) -> Image:
@@ -100,12 +92,14 @@ def _image(row: Sequence[Any]) -> Image:
     )
 
 
-class _Repository:
+class Repository:
+    """A repository over one transaction's statements."""
+
     def __init__(self, pipeline: Statements) -> None:
         self._tx = pipeline
 
 
-class MariaDbImages(_Repository):
+class MariaDbImages(Repository):
     """ImageRepository over one transaction's connection."""
 
     async def add(self, image: Image, storage: StorageRecord) -> None:
@@ -118,8 +112,8 @@ class MariaDbImages(_Repository):
                 image.reference_id,
                 image.image_url,
                 image.uploader_id,
-                _db(image.created_at),
-                _db(image.updated_at),
+                db_time(image.created_at),
+                db_time(image.updated_at),
             ),
         )
         self._tx.write(
@@ -162,18 +156,25 @@ class MariaDbImages(_Repository):
         deleted = 1 if image.status is ImageStatus.DELETED else 0
         self._tx.write(
             UPDATE_IMAGE,
-            (image.status.value, image.reference_id, image.image_url, deleted, _db(image.updated_at), image.image_id),
+            (
+                image.status.value,
+                image.reference_id,
+                image.image_url,
+                deleted,
+                db_time(image.updated_at),
+                image.image_id,
+            ),
         )
 
     async def add_history(self, change: StatusChange) -> None:
         old = change.old_status.value if change.old_status is not None else None
         reason = change.reason[:1000] if change.reason else None
         self._tx.write(
-            INSERT_HISTORY, (change.image_id, old, change.new_status.value, _db(change.at), change.by, reason)
+            INSERT_HISTORY, (change.image_id, old, change.new_status.value, db_time(change.at), change.by, reason)
         )
 
     async def lock_reference(self, reference_type: str, reference_id: str, at: datetime) -> None:
-        self._tx.write(LOCK_REFERENCE, (reference_type, reference_id, _db(at)))
+        self._tx.write(LOCK_REFERENCE, (reference_type, reference_id, db_time(at)))
 
     async def replace_sequence(
         self, reference_type: str, reference_id: str, entries: Sequence[SequenceEntry], at: datetime
@@ -182,7 +183,7 @@ class MariaDbImages(_Repository):
         self._tx.write_rows(
             INSERT_SEQUENCE,
             SEQUENCE_ROW,
-            [(reference_type, reference_id, e.image_id, e.seq_number, _db(at), _db(at)) for e in entries],
+            [(reference_type, reference_id, e.image_id, e.seq_number, db_time(at), db_time(at)) for e in entries],
         )
 
     async def storage(self, image_id: str) -> StorageRecord | None:
@@ -236,53 +237,3 @@ class MariaDbImages(_Repository):
             if v_width is not None:
                 variants.append(Variant(v_width, v_height, key, url, int(size)))
         return {i: Sizes(w, h, tuple(vs)) for i, (w, h, vs) in found.items()}
-
-
-class MariaDbOutbox(_Repository):
-    """Outbox writer sharing the transaction's connection."""
-
-    async def add(self, envelope: Envelope) -> None:
-        self._tx.write(
-            INSERT_OUTBOX,
-            (
-                envelope.event_id,
-                envelope.topic,
-                envelope.key,
-                envelope.event_type,
-                envelope.to_bytes().decode(),
-                _db(envelope.occurred_at),
-            ),
-        )
-
-
-class MariaDbProcessedEvents(_Repository):
-    """Consumer dedupe rows, written in the consumer's transaction."""
-
-    async def seen(self, consumer: str, event_id: str) -> bool:
-        return bool(await self._tx.fetchall(SELECT_PROCESSED, (consumer, event_id)))
-
-    async def record(self, consumer: str, event_id: str, *, outcome: str, detail: str | None, at: datetime) -> None:
-        self._tx.write(INSERT_PROCESSED, (consumer, event_id, _db(at), outcome, detail[:1000] if detail else None))
-
-
-INSERT_IDEMPOTENCY = (
-    "INSERT INTO idempotency_keys (key_hash, scope, fingerprint, response_status, response_body, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
-)
-
-
-class MariaDbIdempotencyKeys(_Repository):
-    """Answers to keyed requests: a plain INSERT, so a second commit under one key fails on the primary key."""
-
-    async def remember(self, request: IdempotentRequest, answer: StoredAnswer, at: datetime) -> None:
-        self._tx.write(
-            INSERT_IDEMPOTENCY,
-            (request.key_hash, request.scope, request.fingerprint, answer.status, answer.body.decode(), _db(at)),
-        )
-
-
-def repositories(
-    tx: Statements,
-) -> tuple[MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents, MariaDbIdempotencyKeys]:
-    """The repositories of one transaction, all writing through `tx`."""
-    return MariaDbImages(tx), MariaDbOutbox(tx), MariaDbProcessedEvents(tx), MariaDbIdempotencyKeys(tx)

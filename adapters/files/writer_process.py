@@ -25,23 +25,18 @@ import asyncio
 import errno
 import fcntl
 import itertools
-import signal
 import struct
 import sys
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 import structlog
 
-from adapters.files.store import FileStore
-
 log = structlog.get_logger(__name__)
 
-_LENGTH = struct.Struct("<I")
+LENGTH = struct.Struct("<I")  # a frame's length prefix, both ways (writer_helper.py)
 READY_TIMEOUT_S = 30
 PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's fcntl command; named in Python 3.10+
@@ -109,7 +104,7 @@ class FileWriterProcess:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "adapters.files.writer_process",
+                "adapters.files.writer_helper",
                 self._root,
                 str(self._threads),
                 stdin=asyncio.subprocess.PIPE,
@@ -141,7 +136,7 @@ class FileWriterProcess:
         header = orjson.dumps({"id": request_id, "keys": [k for k, _ in files], "sizes": [len(d) for _, d in files]})
         try:
             # One frame, written without an await in between: frames of concurrent batches never interleave.
-            stdin.writelines([_LENGTH.pack(len(header)), header, *(data for _, data in files)])
+            stdin.writelines([LENGTH.pack(len(header)), header, *(data for _, data in files)])
             await stdin.drain()
         except (ConnectionError, RuntimeError) as exc:  # the helper is gone; its reader fails the rest
             helper.pending.pop(request_id, None)
@@ -178,7 +173,7 @@ def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
 
 async def _read_frame(proc: asyncio.subprocess.Process) -> dict[str, Any]:
     assert proc.stdout is not None
-    (size,) = _LENGTH.unpack(await proc.stdout.readexactly(_LENGTH.size))
+    (size,) = LENGTH.unpack(await proc.stdout.readexactly(LENGTH.size))
     frame: dict[str, Any] = orjson.loads(await proc.stdout.readexactly(size))
     return frame
 
@@ -196,62 +191,3 @@ def _error(encoded: dict[str, Any] | None) -> BaseException | None:
     if encoded["type"] == "ValueError":
         return ValueError(encoded["message"])
     return RuntimeError(f"{encoded['type']}: {encoded['message']}")
-
-
-def _encode(exc: BaseException | None) -> dict[str, Any] | None:
-    if exc is None:
-        return None
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return {"type": type(exc).__name__, "errno": exc.errno, "message": exc.strerror, "filename": exc.filename}
-    return {"type": type(exc).__name__, "errno": None, "message": str(exc)}
-
-
-def serve(root: str, threads: int, requests: BinaryIO, replies: BinaryIO) -> None:
-    """The helper's loop: read batches until EOF, create each on a thread, answer each."""
-    store = FileStore(root)
-    lock = threading.Lock()
-    _write_frame(replies, orjson.dumps({"ready": True}))
-
-    def create(request_id: int, files: list[tuple[str, bytes]]) -> None:
-        try:
-            outcome: Outcome = store.create_many(files)
-        except BaseException as exc:  # every file of the batch failed alike
-            outcome = [exc] * len(files)
-        reply = orjson.dumps({"id": request_id, "errors": [_encode(e) for e in outcome]}, default=str)
-        with lock:
-            _write_frame(replies, reply)
-
-    with ThreadPoolExecutor(threads, thread_name_prefix="file-writer") as pool:
-        while (request := _read_request(requests)) is not None:
-            pool.submit(create, *request)
-
-
-def _write_frame(stream: BinaryIO, body: bytes) -> None:
-    stream.write(_LENGTH.pack(len(body)) + body)
-    stream.flush()
-
-
-def _read_request(stream: BinaryIO) -> tuple[int, list[tuple[str, bytes]]] | None:
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        return None
-    header = orjson.loads(stream.read(_LENGTH.unpack(head)[0]))
-    files = []
-    for key, size in zip(header["keys"], header["sizes"], strict=True):
-        data = stream.read(size)
-        if len(data) < size:
-            return None  # cut off: the api is gone, nobody would read the answer
-        files.append((key, data))
-    return header["id"], files
-
-
-def main(argv: Sequence[str]) -> None:
-    """`python -m adapters.files.writer_process ROOT THREADS`: run by FileWriterProcess, not by hand."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    root, threads = argv
-    serve(root, int(threads), sys.stdin.buffer, sys.stdout.buffer)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from ingest import SIZES, jpeg_of_size, paired_rounds  # noqa: E402
 
 from adapters.db import mariadb  # noqa: E402
-from core.settings import Settings, parse_dsn  # noqa: E402
+from core.dsn import parse_dsn  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from tests import services  # noqa: E402
 from tests.processes import Process  # noqa: E402
 

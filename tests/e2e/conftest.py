@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import DbDsn, Settings
+from core.dsn import DbDsn
+from core.settings import Settings
 from tests import services
 from tests.conftest import make_settings
 from tests.e2e.client import ImageClient

@@ -11,10 +11,12 @@ import aiomysql
 import pymysql
 import pytest
 
+from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
 from adapters.db.mariadb import MariaDbUnitOfWork
 from core.events import images_deleted
 from core.images import Image, ImageStatus, StatusChange
-from core.ports import SequenceEntry, StorageRecord, UnitOfWork
+from core.ports import SequenceEntry, StorageRecord, UnitOfWork, UploadUnitOfWork
+from core.variants import Variant
 from tests.fakes import FakeUnitOfWork
 
 T = datetime(2025, 1, 20, 10, 0, tzinfo=UTC)
@@ -180,3 +182,63 @@ async def test_a_commit_the_server_refused_is_not_in_doubt(pool: aiomysql.Pool) 
         with pytest.raises(pymysql.err.IntegrityError):
             await uow.commit()
         assert not uow.commit_in_doubt
+
+
+# The write-only contract (UploadUnitOfWork) an upload relies on, on the three implementations an
+# upload can be given: the fake, a plain MariaDB transaction (a worker's upload commands), and the
+# api's group commit.
+WriteOnly = tuple[Callable[[], UploadUnitOfWork], UowFactory]  # (writer, reader of what committed)
+
+
+@pytest.fixture(params=["fake", "mariadb", "grouped"])
+def write_only(request: pytest.FixtureRequest) -> WriteOnly:
+    if request.param == "fake":
+        fake = FakeUnitOfWork()
+        return (lambda: fake), (lambda: fake)
+    pool: aiomysql.Pool = request.getfixturevalue("pool")
+    if request.param == "mariadb":
+        return (lambda: MariaDbUnitOfWork(pool)), (lambda: MariaDbUnitOfWork(pool))
+    group = GroupCommit(pool)
+    return (lambda: GroupedUnitOfWork(group)), (lambda: MariaDbUnitOfWork(pool))
+
+
+async def write_upload(uow: UploadUnitOfWork, img: Image, *, commit: bool = True) -> None:
+    async with uow:
+        await uow.images.add(img, storage(img))
+        await uow.images.add_history(StatusChange(img.image_id, None, img.status, T, "u", "uploaded"))
+        await uow.images.add_variants(img.image_id, [Variant(1, 1, f"POST/{img.image_id}_1w.webp", "u", 3)])
+        await uow.outbox.add(
+            images_deleted(event_id=str(uuid.uuid4()), at=T, reference_type="POST", reference_id=img.image_id)
+        )
+        if commit:
+            await uow.commit()
+
+
+async def test_a_write_only_unit_commits_all_it_wrote(write_only: WriteOnly) -> None:
+    writer, reader = write_only
+    img = image(status=ImageStatus.TEMP)
+    await write_upload(writer(), img)
+    async with reader() as uow:
+        assert await uow.images.get(img.image_id) == img
+        sizes = (await uow.images.sizes_of([img.image_id]))[img.image_id]
+        assert (sizes.width, sizes.height, [v.width for v in sizes.variants]) == (2, 3, [1])
+
+
+async def test_a_write_only_unit_left_without_commit_writes_nothing(write_only: WriteOnly) -> None:
+    writer, reader = write_only
+    img = image(status=ImageStatus.TEMP)
+    await write_upload(writer(), img, commit=False)
+    async with reader() as uow:
+        assert await uow.images.get(img.image_id) is None
+
+
+async def test_a_write_only_unit_the_database_refuses_fails_whole_and_surely(write_only: WriteOnly) -> None:
+    writer, reader = write_only
+    taken = image(status=ImageStatus.TEMP)
+    await write_upload(writer(), taken)
+    again = writer()
+    with pytest.raises((pymysql.err.IntegrityError, KeyError)):  # the image's primary key
+        await write_upload(again, taken)
+    assert not again.commit_in_doubt
+    async with reader() as uow:
+        assert len((await uow.images.sizes_of([taken.image_id]))[taken.image_id].variants) == 1

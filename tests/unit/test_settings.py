@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.settings import Settings, SettingsError, parse_dsn
+from core.dsn import parse_dsn
+from core.settings import Settings, SettingsError
 
 
 def test_defaults_suit_a_local_run() -> None:

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, ImageCms
 
 from adapters.images import headers as formats
-from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert, to_webp_mode
+from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert
+from adapters.images.modes import to_webp_mode
 from adapters.images.svg import InvalidSvg, check_svg_bounds
 from core import uploads
 from tests import images
