@@ -41,6 +41,7 @@ from core.upload import IncomingFile, UploadForm, upload
 from core.variants import parse_widths
 from tests import images, services
 from tests.e2e.client import ImageClient
+from tests.processes import Process
 
 FULL_ONLY, WITH_VARIANTS = "CATEGORY", "PRODUCT"
 BENCH_WIDTHS = f"{FULL_ONLY}=;{WITH_VARIANTS}=320,640,1280"
@@ -133,13 +134,14 @@ BREAKDOWN = (
 )
 
 
-async def latency(settings: Settings, photo: bytes, uploads: int, gap_s: float) -> dict:
+async def latency(settings: Settings, photo: bytes, uploads: int, gap_s: float, worker: Process) -> dict:
     """Upload one photo at a time over HTTP; latency = READY time - upload time (server clocks).
 
     With its legs, from the rows' own timestamps: relay (upload commit to the broker's ack of
     IMAGE_UPLOADED), consumer (ack to the worker counting its attempt, i.e. the fetch and the
-    agent's queue), conversion (attempt to READY: converting in the process pool, writing the
-    file and the READY transaction).
+    agent's queue), attempt to READY; and, from the worker's `image_converted` lines, that last
+    leg's parts: queue (waiting for a conversion process), conversion (decode, encode, variants,
+    file writes, in the process) and transaction (the READY commit).
     """
     client = ImageClient(f"http://127.0.0.1:{settings.api_port}")
     ids = []
@@ -173,11 +175,19 @@ async def latency(settings: Settings, photo: bytes, uploads: int, gap_s: float) 
     def p50(pairs: list[tuple[datetime, datetime]]) -> float:
         return summary_ms([(b - a).total_seconds() for a, b in pairs])["p50_ms"]
 
+    converted = [e for e in worker.log_events() if e.get("event") == "image_converted" and e.get("image_id") in ids]
+
+    def p50_of(field: str) -> float:
+        return round(statistics.median(e[field] for e in converted), 2) if converted else float("nan")
+
     return summary_ms([(ready - created).total_seconds() for created, ready in rows]) | {
         "p50_legs_ms": {
             "relay": p50([(c, p) for c, p, _, _ in legs]),
             "consumer": p50([(p, s) for _, p, s, _ in legs]),
-            "conversion": p50([(s, r) for _, _, s, r in legs]),
+            "attempt_to_ready": p50([(s, r) for _, _, s, r in legs]),
+            "queue": p50_of("queue_ms"),
+            "conversion": p50_of("convert_ms"),
+            "transaction": p50_of("commit_ms"),
         }
     }
 
@@ -250,7 +260,7 @@ def main() -> None:
                 print(row, flush=True)
             procs.append(start("api", ["api"], settings, log_dir))
             wait_port(port)
-            light = asyncio.run(latency(settings, sets["1080p"][0], uploads=20, gap_s=0.5))
+            light = asyncio.run(latency(settings, sets["1080p"][0], uploads=20, gap_s=0.5, worker=procs[1]))
             print(light, flush=True)
         finally:
             for p in reversed(procs):

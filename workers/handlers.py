@@ -134,7 +134,8 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
         metrics.CONVERSIONS.labels("skipped", msg.source_format).inc()
         log.info("conversion_skipped", reason="already processed")
         return "skipped"
-    outcome = await _outcome(res, msg, claim.attempt)
+    outcome, legs = await _outcome(res, msg, claim.attempt)
+    committing = time.perf_counter()
     done = await retrying(
         lambda: conversion.complete_conversion(
             MariaDbUnitOfWork(res.pool),
@@ -147,6 +148,7 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
             new_id=new_id,
         )
     )
+    legs["commit_ms"] = round((time.perf_counter() - committing) * 1000, 1)
     if done.origin_to_remove:
         await asyncio.to_thread(res.store.remove, done.origin_to_remove)
     status = done.image.status.value if done.image else "MISSING"
@@ -160,6 +162,7 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
         reason=outcome.reason,
         attempt=claim.attempt,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        **legs,  # queue_ms (waiting for a conversion process), convert_ms, commit_ms (the READY transaction)
     )
     return status if done.applied else "skipped"
 
@@ -169,25 +172,29 @@ async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     return await until_available("mariadb", retry_on=is_transient, attempt=attempt)
 
 
-async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> Conversion:
-    """Convert, unless earlier deliveries used up the attempts (each killed its worker mid-conversion)."""
+async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> tuple[Conversion, dict[str, float]]:
+    """Convert, unless earlier deliveries used up the attempts (each killed its worker mid-conversion).
+
+    With the legs of the work, in ms: waiting for a conversion process, and the conversion itself.
+    """
     if attempt > res.settings.convert_max_attempts:
-        return Conversion.failed(
-            f"conversion abandoned: {attempt - 1} attempts never finished (the worker stopped each time)"
-        )
+        reason = f"conversion abandoned: {attempt - 1} attempts never finished (the worker stopped each time)"
+        return Conversion.failed(reason), {}
     stem = uploads.image_key(msg.category, msg.created, msg.image_id, uploads.WEBP).removesuffix(".webp")
     with metrics.CONVERSION_SECONDS.time():
         return await _convert(res, msg.origin_key, stem, res.settings.variant_widths.for_type(msg.category))
 
 
-async def _convert(res: Resources, origin_key: str, stem: str, widths: tuple[int, ...]) -> Conversion:
+async def _convert(
+    res: Resources, origin_key: str, stem: str, widths: tuple[int, ...]
+) -> tuple[Conversion, dict[str, float]]:
     args = (res.settings.upload_dir, origin_key, stem, res.settings.max_image_pixels, widths)
     try:
-        done: Conversion = await res.converter.run(convert_stored, *args)
+        done, queued_s, ran_s = await res.converter.run_timed(convert_stored, *args)
     except ConversionFailed as exc:
-        return Conversion.failed(str(exc))
+        return Conversion.failed(str(exc)), {}
     except FileNotFoundError:
-        return Conversion.failed("the uploaded original is missing")
+        return Conversion.failed("the uploaded original is missing"), {}
     except Exception as exc:  # a crash inside Pillow must not take the partition down with it
-        return Conversion.failed(f"conversion error: {type(exc).__name__}: {exc}")
-    return done
+        return Conversion.failed(f"conversion error: {type(exc).__name__}: {exc}"), {}
+    return done, {"queue_ms": round(queued_s * 1000, 1), "convert_ms": round(ran_s * 1000, 1)}

@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -107,6 +108,14 @@ for _reason in ("out_of_memory", "timeout", "crashed", "pool_broken"):
     RESTARTS.labels(_reason)  # exported as 0 from the start, so a rate() over it has a series
 
 
+def timed(fn: Callable[..., T], *args: Any) -> tuple[float, T, float]:
+    """Run `fn(*args)` in a pool process between two readings of CLOCK_MONOTONIC, which is
+    system-wide on Linux, so the caller can tell its wait for a process from the work itself."""
+    began = time.monotonic()
+    result = fn(*args)
+    return began, result, time.monotonic()
+
+
 class ConverterPool:
     """Conversion processes under a memory ceiling and a per-conversion time limit.
 
@@ -130,6 +139,12 @@ class ConverterPool:
             initializer=prepare_process,
             initargs=self._initargs,
         )
+
+    async def run_timed(self, fn: Callable[..., T], *args: Any) -> tuple[T, float, float]:
+        """Run `fn(*args)` like run(); also return how long it waited for a process and how long it ran (s)."""
+        submitted = time.monotonic()
+        began, result, ended = await self.run(timed, fn, *args)
+        return result, began - submitted, ended - began
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in a pool process; raise a ConversionFailed when it hits a limit or dies.
