@@ -1,4 +1,4 @@
-"""`POST /api/images`: stream the multipart body within the limits, then ingest (CONTRACT 2.1).
+"""`POST /api/images`: stream the multipart body within the limits, then upload (core/upload.py, CONTRACT 2.1).
 
 The body is parsed by `multipart`'s push parser, not aiohttp's MultipartReader: on a 100 KiB
 upload aiohttp's reader cost about a fifth of the api's CPU, most of it re-parsing each part's
