@@ -163,3 +163,29 @@ def image_processed(
         payload.update(sizes.to_wire())
     event_type = IMAGE_READY if ready else IMAGE_FAILED
     return Envelope(event_id, event_type, at, IMAGE_PROCESSED_TOPIC, image_id, payload)
+
+
+def image_uploaded(
+    *,
+    event_id: str,
+    at: datetime,
+    image_id: str,
+    category: str,
+    uploader_id: str,
+    origin_key: str | None,
+    origin_format: str,
+    origin_size: int,
+    image_url: str,
+) -> Envelope:
+    """Build IMAGE_UPLOADED (internal, `image-uploaded`): what a worker needs to convert the stored original."""
+    payload: dict[str, Any] = {
+        "imageId": image_id,
+        "category": category,
+        "uploaderId": uploader_id,
+        "originKey": origin_key,
+        "originFormat": origin_format,
+        "originSize": origin_size,
+        "imageUrl": image_url,
+        "createdAt": at.astimezone(UTC).isoformat(),
+    }
+    return Envelope(event_id, IMAGE_UPLOADED, at, IMAGE_UPLOADED_TOPIC, image_id, payload)

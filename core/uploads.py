@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from core import errors, fields
-from core.events import IMAGE_UPLOADED, IMAGE_UPLOADED_TOPIC, Envelope
+from core import errors, events, fields
+from core.events import Envelope
 from core.images import Image, ImageStatus
 from core.references import ReferenceData, ReferenceRule
 
@@ -122,15 +121,15 @@ def new_image(original: StoredOriginal, *, base_url: str, at: datetime, status: 
 
 
 def image_uploaded(original: StoredOriginal, image: Image, *, event_id: str) -> Envelope:
-    """Build IMAGE_UPLOADED: what a worker needs to convert the stored original."""
-    payload: dict[str, Any] = {
-        "imageId": original.image_id,
-        "category": original.category,
-        "uploaderId": original.uploader_id,
-        "originKey": original.origin_key,
-        "originFormat": original.origin_format,
-        "originSize": original.origin_size,
-        "imageUrl": image.image_url,
-        "createdAt": image.created_at.astimezone(UTC).isoformat(),
-    }
-    return Envelope(event_id, IMAGE_UPLOADED, image.created_at, IMAGE_UPLOADED_TOPIC, image.image_id, payload)
+    """The IMAGE_UPLOADED of a stored original (events.image_uploaded, from the upload's records)."""
+    return events.image_uploaded(
+        event_id=event_id,
+        at=image.created_at,
+        image_id=original.image_id,
+        category=original.category,
+        uploader_id=original.uploader_id,
+        origin_key=original.origin_key,
+        origin_format=original.origin_format,
+        origin_size=original.origin_size,
+        image_url=image.image_url,
+    )
