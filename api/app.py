@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> web.Application:
     configure_pillow(settings.max_image_pixels)  # headers are read here at upload: the same limit as ours
     Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
     app[keys.STORE] = FileStore(settings.upload_dir)
-    # Uploads' files are written by a helper process, not threads of this one (file_writer.py).
+    # Uploads' files are written by a helper process, not threads of this one (adapters/files/writer_process.py).
     app[keys.FILE_WRITER] = FileWriterProcess(settings.upload_dir)
     app[keys.WRITER] = GroupWriter(app[keys.STORE], backend=app[keys.FILE_WRITER].create_many)
     app.cleanup_ctx.append(_database)

@@ -1,7 +1,7 @@
 """The workers' Prometheus metrics, served by `python -m workers worker` on IMAGES_WORKER_METRICS_PORT.
 
 Names follow Prometheus's conventions (`_total` counters, `_seconds` in base units). The
-conversion processes' restarts are counted where they happen (adapters/converter.py).
+conversion processes' restarts are counted where they happen (adapters/images/process_pool.py).
 """
 
 from __future__ import annotations
