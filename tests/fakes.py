@@ -177,3 +177,31 @@ class FakeUnitOfWork:
         self._working = copy.deepcopy(self.state)
         self.images.s = self.outbox.s = self.processed.s = self.idempotency.s = self._working
         self.commits += 1
+
+
+class FakeStore:
+    """BlobStore in memory; `fail_on` makes creating that many-th file raise like a full disk."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.files: dict[str, bytes] = {}
+        self.kept: list[str] = []
+        self._fail_on = fail_on
+
+    async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
+        failure: OSError | None = None
+        for n, (key, data) in enumerate(files):
+            if n == self._fail_on:
+                failure = failure or OSError(28, "No space left on device")
+            elif len(key) > 1024:  # like S3's key limit (and the disk's name limit)
+                failure = failure or OSError(36, "File name too long")
+            else:
+                self.files[key] = data
+                created.append(key)
+        if failure is not None:
+            raise failure
+
+    async def remove(self, key: str) -> bool:
+        return self.files.pop(key, None) is not None
+
+    async def keep_in_doubt(self, keys: Sequence[str]) -> None:
+        self.kept.extend(keys)

@@ -18,34 +18,12 @@ from core.references import DEFAULT_REFERENCE_DATA as REFERENCES
 from core.settings import Settings
 from core.upload import IncomingFile, UploadForm, UploadPorts, upload
 from core.variants import VariantFile, parse_widths
-from tests.fakes import FakeUnitOfWork
+from tests.fakes import FakeStore, FakeUnitOfWork
 
 T = TypeVar("T")
 NOW = datetime(2025, 1, 20, 10, 0, tzinfo=UTC)
 SETTINGS = Settings(max_file_bytes=1000, base_url="http://img/")
 JPEG = FileFacts("JPEG", 64, 32)
-
-
-class FakeStore:
-    """BlobStore in memory; `fail_on` makes creating that many-th file raise like a full disk."""
-
-    def __init__(self, fail_on: int | None = None) -> None:
-        self.files: dict[str, bytes] = {}
-        self.kept: list[str] = []
-        self._fail_on = fail_on
-
-    async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
-        for n, (key, data) in enumerate(files):
-            if n == self._fail_on:
-                raise OSError(28, "No space left on device")
-            self.files[key] = data
-            created.append(key)
-
-    async def remove(self, key: str) -> bool:
-        return self.files.pop(key, None) is not None
-
-    async def keep_in_doubt(self, keys: Sequence[str]) -> None:
-        self.kept.extend(keys)
 
 
 class FakeInspector:
