@@ -4,7 +4,7 @@ Both sides convert the same generated photos (1080p and 12 MP JPEGs) on the same
 run. The raw loop is the floor of what Python can do: a pool of fresh processes mapping open ->
 exif_transpose -> WebP q80 over bytes in memory, with Pillow's defaults; it runs a second time
 with the worker's memory settings ("tuned"), so the pipeline's own cost shows too. The worker side
-is the whole pipeline: ingest (file + rows + outbox), relay, Faust worker, conversion in its
+is the whole pipeline: the upload (file + rows + outbox), relay, Faust worker, conversion in its
 process pool, the READY transaction. Target: >= 0.9x the raw loop.
 
 Each photo set runs twice: full size only (uploaded as CATEGORY, whose widths this run sets to
