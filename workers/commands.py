@@ -11,7 +11,7 @@ import base64
 import binascii
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
@@ -26,7 +26,6 @@ from core.upload import IncomingFile, UploadForm, upload
 from workers.handlers import Resources, poison_id, record_poison, retrying
 
 log = structlog.get_logger("workers")
-T = TypeVar("T")
 COMMANDS = "upload-commands"  # processed_events.consumer of the upload-command agent
 
 
