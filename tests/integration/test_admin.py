@@ -109,6 +109,22 @@ async def test_requeue_refuses_an_image_whose_original_is_gone(resources, capsys
     assert await fetch_all(pool, "SELECT status FROM images WHERE image_id = %s", failed_id) == [("FAILED",)]
 
 
+async def test_requeue_picks_temp_images_older_than_asked_and_none_younger(resources, capsys, pool) -> None:  # type: ignore[no-untyped-def]
+    stuck, _, _ = await upload(resources, images.jpeg())
+    fresh, _, _ = await upload(resources, images.jpeg())
+    async with pool.acquire() as conn, conn.cursor() as cur:  # its conversion never came: an hour old
+        await cur.execute("UPDATE images SET created_at = NOW(6) - INTERVAL 1 HOUR WHERE image_id = %s", (stuck,))
+    code, out, err = await run(resources.settings, capsys, "requeue", "--temp-older-than", "30", "--dry-run")
+    assert code == 0 and [json.loads(line)["imageId"] for line in out.splitlines()] == [stuck]
+    assert "would requeue 1 images" in err
+    code, out, _ = await run(resources.settings, capsys, "requeue", "--temp-older-than", "30")
+    assert code == 0 and json.loads(out)["outcome"] == "requeued"
+    events = await fetch_all(pool, "SELECT message_key FROM outbox WHERE topic = 'image-uploaded' ORDER BY id")
+    assert [k for (k,) in events] == [stuck, fresh, stuck]  # one more IMAGE_UPLOADED, for the stuck one only
+    code, _, err = await run(resources.settings, capsys, "requeue")
+    assert code == admin.NOT_FOUND and "--failed" in err  # nothing named, nothing picked
+
+
 def test_every_admin_command_has_help() -> None:
     for command in admin.COMMANDS:
         with pytest.raises(SystemExit) as done:
