@@ -215,8 +215,8 @@ async def _convert_all(
         return_exceptions=True,
     )
     for r in results:
-        if isinstance(r, Conversion):
-            written.extend([*([r.key] if r.key else []), *(v.key for v in r.variants)])
+        if isinstance(r, Conversion) and r.key is not None:  # a sync conversion that returned wrote its files
+            written.extend([r.key, *(v.key for v in r.variants)])
     for r in results:
         if isinstance(r, Undecodable):
             raise (errors.ImageDimensionsExceeded if r.too_many_pixels else errors.InvalidFileContent)(str(r))

@@ -56,7 +56,6 @@ class Relay:
         self._producer_started = False
         # GET_LOCK names are server-wide: scope the lock to this database.
         self.lock = LeaderLock(settings.db_dsn, LOCK_PREFIX + settings.db_dsn.database)
-        self.lock_name = self.lock.name
         self._last_retention = 0.0
         self._last_lag = 0.0
 
@@ -76,7 +75,7 @@ class Relay:
                     await self._lead()
                 else:
                     if not standing_by:  # once per stay: the replica is up and waits for the lock
-                        log.info("relay_standing_by", lock=self.lock_name)
+                        log.info("relay_standing_by", lock=self.lock.name)
                         standing_by = True
                     await self._sleep(self._settings.relay_standby_interval_s)
             except Exception as exc:
@@ -88,7 +87,7 @@ class Relay:
         await self._release_lock()
 
     async def _lead(self) -> None:
-        log.info("relay_became_active", lock=self.lock_name)
+        log.info("relay_became_active", lock=self.lock.name)
         await self._start_producer()
         interval = self._settings.relay_poll_interval_s
         publish_backoff = self._settings.relay_poll_interval_s

@@ -225,45 +225,25 @@ async def drop_database(dsn: DbDsn) -> None:
         conn.close()
 
 
-@dataclass
-class MotoServer:
-    """moto's S3-protocol server, run natively on a free port (`moto_server`, from moto[server])."""
-
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        import shutil
-        import sys
-        from pathlib import Path
-
-        binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-        if not Path(binary).exists():
-            unavailable("moto_server (pip install 'moto[server]')")
-        self.process = subprocess.Popen(
-            [binary, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_until(lambda: port_answers(self.port), timeout_s=30, what=f"moto_server on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout_s=10)
-            self.process = None
-
-
 @contextlib.contextmanager
 def s3_server() -> Iterator[str]:
     """Yield the endpoint of an S3-protocol server: IMAGES_TEST_S3_ENDPOINT, or moto started natively."""
     if raw := os.environ.get("IMAGES_TEST_S3_ENDPOINT"):
         yield raw
         return
-    server = MotoServer(free_port())
-    server.start()
+    import shutil
+    import sys
+    from pathlib import Path
+
+    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    if not Path(binary).exists():
+        unavailable("moto_server (pip install 'moto[server]')")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        yield server.endpoint
+        wait_until(lambda: port_answers(port), timeout_s=30, what=f"moto_server on port {port}")
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.stop()
+        stop_process(process, timeout_s=10)

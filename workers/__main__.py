@@ -126,13 +126,13 @@ async def run_sweep(settings: Settings, which: str) -> None:
     store = FileStore(settings.upload_dir)
     with progress(f"sweep {which}", "sweep_progress", sweep=which) as report:
         try:
-            await _sweep(settings, which, pool, store, report)
+            await _sweep(which, pool, store, report)
         finally:
             pool.close()
             await pool.wait_closed()
 
 
-async def _sweep(settings: Settings, which: str, pool: Any, store: FileStore, report: Callable[[int], None]) -> None:
+async def _sweep(which: str, pool: Any, store: FileStore, report: Callable[[int], None]) -> None:
     if which == "orphans":
         done = await sweep_orphans(pool, store, older_than=ORPHAN_AGE, progress=report)
     elif which == "idempotency":

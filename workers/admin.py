@@ -138,8 +138,9 @@ async def _requeue(settings: Settings, pool: Any, args: argparse.Namespace) -> i
         return await asyncio.to_thread(store.exists, key)
 
     outcomes: dict[str, int] = {}
+    ids = list(dict.fromkeys(ids))  # named and picked: each image once
     with progress("requeue", None, total=len(ids)) as report:  # piped, its JSON lines are the progress
-        for n, image_id in enumerate(dict.fromkeys(ids), start=1):
+        for n, image_id in enumerate(ids, start=1):
             done = await operations.requeue(
                 _DryRun(pool) if args.dry_run else MariaDbUnitOfWork(pool),
                 image_id=image_id,

@@ -6,6 +6,7 @@ from datetime import UTC
 from typing import Any
 
 import aiomysql
+import orjson
 
 from core.events import iso
 
@@ -14,10 +15,12 @@ IMAGE_DETAILS = (
     " i.created_at, i.updated_at, s.storage_location, s.origin_size, s.converted_size,"
     " s.origin_format_id, s.converted_format_id, s.width, s.height,"
     " (SELECT q.seq_number FROM image_sequence q WHERE q.image_id = i.image_id"
-    "  AND q.reference_type_id = i.reference_type_id AND q.reference_id = i.reference_id) AS seq"
+    "  AND q.reference_type_id = i.reference_type_id AND q.reference_id = i.reference_id) AS seq,"
+    # The variants in the same round trip (clients poll this read), ascending by width.
+    " (SELECT JSON_ARRAYAGG(JSON_OBJECT('width', v.width, 'height', v.height, 'imageUrl', v.image_url)"
+    "  ORDER BY v.width) FROM image_variants v WHERE v.image_id = i.image_id) AS variants"
     " FROM images i LEFT JOIN storage_objects s ON s.image_id = i.image_id WHERE i.image_id = %s"
 )
-VARIANTS = "SELECT width, height, image_url FROM image_variants WHERE image_id = %s ORDER BY width"
 STATUS_COUNTS = "SELECT status, COUNT(*) FROM images GROUP BY status"
 OUTBOX_LAG = (
     "SELECT status, COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('PENDING', 'FAILED') GROUP BY status"
@@ -29,10 +32,8 @@ async def image_details(pool: aiomysql.Pool, image_id: str) -> dict[str, Any] | 
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(IMAGE_DETAILS, (image_id,))
         row = await cur.fetchone()
-        if row is None:
-            return None
-        await cur.execute(VARIANTS, (image_id,))
-        variants = [{"width": w, "height": h, "imageUrl": url} for w, h, url in await cur.fetchall()]
+    if row is None:
+        return None
     return {
         "id": row[0],
         "status": row[1],
@@ -49,7 +50,7 @@ async def image_details(pool: aiomysql.Pool, image_id: str) -> dict[str, Any] | 
         "convertedFormat": row[12],
         "width": row[13],
         "height": row[14],
-        "variants": variants,
+        "variants": orjson.loads(row[16]) if row[16] else [],
         "seqNumber": row[15],
     }
 
