@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import aiomysql
 
 from adapters.db import mariadb
 from adapters.kafka import client as kafka
+from adapters.storage import Storage
 
 CHECK_TIMEOUT_S = 2.0
 DISK_FREE_THRESHOLD_BYTES = 10 * 1024 * 1024  # Spring Boot's default for diskSpace
@@ -51,7 +50,7 @@ async def check_kafka(bootstrap: str) -> Component:
 
 
 def check_disk_space(base_dir: Path) -> Component:
-    """Compare the free space under the upload dir with the threshold."""
+    """Compare the free space under this process's directory (the file store, or S3's scratch) with the threshold."""
     try:
         usage = shutil.disk_usage(base_dir)
     except OSError as exc:
@@ -60,32 +59,24 @@ def check_disk_space(base_dir: Path) -> Component:
     return Component(usage.free >= DISK_FREE_THRESHOLD_BYTES, details)
 
 
-def check_file_system(base_dir: Path) -> Component:
-    """Write, fsync and remove a probe file under the upload dir."""
-    details: dict[str, Any] = {"baseDir": str(base_dir)}
-    probe = base_dir / f".health-{uuid.uuid4().hex}"
+async def check_store(storage: Storage) -> Component:
+    """Write and remove a probe in the store (a file under the root, or an object in the bucket)."""
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"ok")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            probe.unlink(missing_ok=True)
-        return Component(True, details | {"writable": True})
-    except OSError as exc:
-        return Component(False, details | {"writable": False, "error": _describe(exc)})
+        up, details = await asyncio.wait_for(storage.check(), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return Component(False, {"store": storage.name, "error": f"no answer within {CHECK_TIMEOUT_S:g} s"})
+    return Component(up, details)
 
 
-async def check_all(pool: aiomysql.Pool, bootstrap: str, base_dir: Path) -> dict[str, Component]:
-    """Run every component concurrently; file checks run in a thread (they touch the disk)."""
-    db, kafka_c, disk, fs = await asyncio.gather(
+async def check_all(pool: aiomysql.Pool, bootstrap: str, storage: Storage) -> dict[str, Component]:
+    """Run every component concurrently; `fileSystem` is the store, wherever it is (guide 4.4, issue 14)."""
+    db, kafka_c, disk, store = await asyncio.gather(
         check_db(pool),
         check_kafka(bootstrap),
-        asyncio.to_thread(check_disk_space, base_dir),
-        asyncio.to_thread(check_file_system, base_dir),
+        asyncio.to_thread(check_disk_space, storage.local_dir),
+        check_store(storage),
     )
-    return {"db": db, "diskSpace": disk, "kafka": kafka_c, "fileSystem": fs}
+    return {"db": db, "diskSpace": disk, "kafka": kafka_c, "fileSystem": store}
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,9 +2,10 @@
 
 - `HeaderInspector` reads what the bytes are from their headers (formats, isobmff), never
   decoding pixels; a GIF's header walk runs on a thread.
-- `PoolConverter` converts in the process's conversion pool (?sync=true) and writes the result.
-- The blob store is the process's GroupWriter; the unit of work is the one given (the api's
-  group commit, or a worker's own transaction).
+- `PoolConverter` converts in the process's conversion pool (?sync=true) in a workspace of the
+  storage, and publishes the result (on S3: PUTs it) before the upload's transaction.
+- The blob store is the storage's (the file store's GroupWriter, or the bucket); the unit of work
+  is the one given (the api's group commit, or a worker's own transaction).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from adapters.db.mariadb import in_transaction_retrying
-from adapters.files.store import GroupWriter
 from adapters.images import containers as isobmff
 from adapters.images import headers as formats
 from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert_and_store
 from adapters.images.process_pool import ConverterPool
+from adapters.storage import Storage
 from core.ports import Conversion, FileFacts, Undecodable, UploadUnitOfWork
 from core.settings import Settings
 from core.upload import UploadPorts
@@ -57,35 +58,37 @@ class HeaderInspector:
 
 
 class PoolConverter:
-    """SyncConverter: converts in a ConverterPool's process and writes under the storage root."""
+    """SyncConverter: converts in a ConverterPool's process, in a workspace of the storage, and publishes."""
 
-    def __init__(self, pool: ConverterPool, settings: Settings) -> None:
-        self._pool, self._settings = pool, settings
+    def __init__(self, pool: ConverterPool, settings: Settings, storage: Storage) -> None:
+        self._pool, self._settings, self._storage = pool, settings, storage
 
     async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> Conversion:
         settings = self._settings
-        try:
-            conversion: Conversion = await self._pool.run(
-                convert_and_store, settings.upload_dir, data, stem, settings.max_image_pixels, tuple(widths)
-            )
-        except DimensionsExceeded as exc:
-            raise Undecodable(str(exc), too_many_pixels=True) from None
-        except ConversionFailed as exc:
-            raise Undecodable(str(exc)) from None
+        async with self._storage.workspace() as space:
+            try:
+                conversion: Conversion = await self._pool.run(
+                    convert_and_store, space.root, data, stem, settings.max_image_pixels, tuple(widths), space.durable
+                )
+            except DimensionsExceeded as exc:
+                raise Undecodable(str(exc), too_many_pixels=True) from None
+            except ConversionFailed as exc:
+                raise Undecodable(str(exc)) from None
+            await space.publish(conversion)  # StoreUnavailable: 503; a refusal (OSError): IMAGE_SAVE_FAILED
         return conversion
 
 
 def upload_ports(
     settings: Settings,
-    writer: GroupWriter,
+    storage: Storage,
     unit_of_work: Callable[[], UploadUnitOfWork],
     converter: ConverterPool | None = None,
 ) -> UploadPorts:
     """The ports of one upload in this process."""
     return UploadPorts(
-        store=writer,
+        store=storage.blobs,
         inspector=HeaderInspector(settings.max_image_pixels),
         unit_of_work=unit_of_work,
         transactions=in_transaction_retrying,
-        converter=PoolConverter(converter, settings) if converter is not None else None,
+        converter=PoolConverter(converter, settings, storage) if converter is not None else None,
     )

@@ -12,15 +12,17 @@ from aiohttp import web
 from adapters.db import mariadb
 from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
 from adapters.db.reference_cache import ReferenceCache, reload_daily
-from adapters.files.store import FileStore, GroupWriter
+from adapters.files.store import FileStore
 from adapters.files.writer_process import FileWriterProcess
 from adapters.images.codec import configure_pillow
 from adapters.images.process_pool import ConverterPool
 from adapters.outage import Outage
 from adapters.retry import until_available
+from adapters.storage import Storage, open_storage
 from adapters.upload_ports import upload_ports
 from api import confirm, docs, files, health, images, keys, openapi, uploads
 from api.errors import error_middleware
+from core.ports import StoreUnavailable
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -31,14 +33,15 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[error_middleware()])
     app[keys.SETTINGS] = settings
     configure_pillow(settings.max_image_pixels)  # headers are read here at upload: the same limit as ours
-    Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
-    app[keys.STORE] = FileStore(settings.upload_dir)
-    # Uploads' files are written by a helper process, not threads of this one (adapters/files/writer_process.py).
-    app[keys.FILE_WRITER] = FileWriterProcess(settings.upload_dir)
-    app[keys.WRITER] = GroupWriter(app[keys.STORE], backend=app[keys.FILE_WRITER].create_many)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_converter)
-    app.cleanup_ctx.append(_file_writer)
+    if settings.storage.local:
+        Path(settings.storage.location).mkdir(parents=True, exist_ok=True)
+        app[keys.STORE] = FileStore(settings.storage.location)  # what /images/ serves
+        # Uploads' files are written by a helper process, not threads of this one (adapters/files/writer_process.py).
+        app[keys.FILE_WRITER] = FileWriterProcess(settings.storage.location)
+        app.cleanup_ctx.append(_file_writer)
+    app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_uploads)
     add_routes(app, settings)
     return app
@@ -63,7 +66,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     # Where the Java service actually serves its enums, in its shape: migrating clients need no change.
     app.router.add_get("/api/extensions", health.legacy_extensions)
     app.router.add_get("/api/referenceType", health.legacy_reference_types)
-    if settings.serve_images:
+    if settings.serve_images and settings.storage.local:  # on S3, IMAGES_BASE_URL names the bucket or its CDN
         app.router.add_get("/images/{key:.+}", files.serve_file)
 
 
@@ -95,13 +98,29 @@ async def _file_writer(app: web.Application) -> AsyncIterator[None]:
     await writer.close()
 
 
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Where image files live (IMAGES_STORAGE_URL): the file store, or an S3 bucket (waited for at start)."""
+    settings = app[keys.SETTINGS]
+    backend = app[keys.FILE_WRITER].create_many if settings.storage.local else None
+    async with open_storage(settings, backend=backend) as storage:
+        app[keys.STORAGE] = storage
+        app[keys.STORE_OUTAGE] = Outage("object-store", lambda: _writable(storage))
+        log.info("storage_opened", store=storage.name)
+        yield
+        await app[keys.STORE_OUTAGE].close()
+
+
+async def _writable(storage: Storage) -> None:
+    up, details = await storage.check()
+    if not up:
+        raise StoreUnavailable(str(details.get("error")))
+
+
 async def _uploads(app: web.Application) -> AsyncIterator[None]:
-    """The ports of an upload: its transaction group-committed with others, its files by the file writer."""
-    settings, group = app[keys.SETTINGS], app[keys.GROUP_COMMIT]
-    app[keys.UPLOADS] = upload_ports(settings, app[keys.WRITER], lambda: GroupedUnitOfWork(group))
-    app[keys.SYNC_UPLOADS] = upload_ports(
-        settings, app[keys.WRITER], lambda: GroupedUnitOfWork(group), app[keys.CONVERTER]
-    )
+    """The ports of an upload: its transaction group-committed with others, its files in the storage."""
+    settings, group, storage = app[keys.SETTINGS], app[keys.GROUP_COMMIT], app[keys.STORAGE]
+    app[keys.UPLOADS] = upload_ports(settings, storage, lambda: GroupedUnitOfWork(group))
+    app[keys.SYNC_UPLOADS] = upload_ports(settings, storage, lambda: GroupedUnitOfWork(group), app[keys.CONVERTER])
     yield
 
 

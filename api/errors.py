@@ -14,9 +14,11 @@ import structlog
 from aiohttp import hdrs, web
 
 from adapters.db.mariadb import is_unreachable
+from adapters.outage import Outage
 from api import keys, metrics
 from core.errors import DomainError
 from core.events import iso
+from core.ports import StoreUnavailable
 
 log = structlog.get_logger("api.request")
 
@@ -110,18 +112,29 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
             if hdrs.ALLOW in exc.headers:  # a 405 says which methods the resource has (RFC 9110)
                 response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
         except Exception as exc:
-            if not is_unreachable(exc):
+            outage = _outage(exc)
+            if outage is None:
                 log.exception("request_failed", method=request.method, path=request.path)
                 response = error_response(request, 500, "INTERNAL_SERVER_ERROR", "Internal server error")
             else:  # an outage, not a bug: logged once per outage, not with a traceback per request
-                request.app[keys.OUTAGE].report(exc)
-                response = error_response(request, 503, "SERVICE_UNAVAILABLE", "the database cannot be reached")
+                key, what = outage
+                request.app[key].report(exc)
+                response = error_response(request, 503, "SERVICE_UNAVAILABLE", f"{what} cannot be reached")
                 response.headers[hdrs.RETRY_AFTER] = str(RETRY_AFTER_S)
         response.headers["X-Request-Id"] = request_id
         _log_request(request, response.status, started, **aborted)
         return response
 
     return middleware
+
+
+def _outage(exc: Exception) -> tuple[web.AppKey[Outage], str] | None:
+    """Which dependency's outage an error is (CONTRACT 2: 503 with Retry-After), if any."""
+    if is_unreachable(exc):
+        return keys.OUTAGE, "the database"
+    if isinstance(exc, StoreUnavailable):
+        return keys.STORE_OUTAGE, "the object store"
+    return None
 
 
 def _log_request(request: web.Request, status: int, started: float, **extra: Any) -> None:

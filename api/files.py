@@ -5,22 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import keys
-from core.uploads import ORIGINALS_DIR
+from core.uploads import ORIGINALS_DIR, content_type
 
-# By stored suffix; Python 3.11's mimetypes knows neither webp nor avif nor heic.
-CONTENT_TYPES = {
-    "webp": "image/webp",
-    "jpg": "image/jpeg",
-    "png": "image/png",
-    "gif": "image/gif",
-    "bmp": "image/bmp",
-    "avif": "image/avif",
-    "heic": "image/heic",
-    "heif": "image/heif",
-    "svg": "image/svg+xml",
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-}
 HEADERS = {
     "Cache-Control": "public, max-age=2592000, immutable",  # a key never changes its bytes
     "X-Content-Type-Options": "nosniff",
@@ -41,5 +27,4 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         found = False
     if not found:
         raise web.HTTPNotFound()
-    content_type = CONTENT_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream")
-    return web.FileResponse(path, headers={"Content-Type": content_type, **HEADERS})
+    return web.FileResponse(path, headers={"Content-Type": content_type(key), **HEADERS})

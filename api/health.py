@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
 from adapters import health
@@ -17,9 +15,9 @@ async def simple_health(request: web.Request) -> web.Response:
 
 
 async def actuator_health(request: web.Request) -> web.Response:
-    """Check db, diskSpace, kafka and fileSystem; 503 when any is DOWN."""
+    """Check db, diskSpace, kafka and fileSystem (the store: a directory or a bucket); 503 when any is DOWN."""
     settings = request.app[keys.SETTINGS]
-    components = await health.check_all(request.app[keys.POOL], settings.kafka_bootstrap, Path(settings.upload_dir))
+    components = await health.check_all(request.app[keys.POOL], settings.kafka_bootstrap, request.app[keys.STORAGE])
     up = all(c.up for c in components.values())
     body = {"status": "UP" if up else "DOWN", "components": {k: c.to_json() for k, c in components.items()}}
     return web.json_response(body, status=200 if up else 503, dumps=dumps)

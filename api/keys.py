@@ -7,10 +7,11 @@ from aiohttp import web
 
 from adapters.db.group_commit import GroupCommit
 from adapters.db.reference_cache import ReferenceCache
-from adapters.files.store import FileStore, GroupWriter
+from adapters.files.store import FileStore
 from adapters.files.writer_process import FileWriterProcess
 from adapters.images.process_pool import ConverterPool
 from adapters.outage import Outage
+from adapters.storage import Storage
 from core.settings import Settings
 from core.upload import UploadPorts
 
@@ -18,13 +19,14 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", aiomysql.Pool)
 GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)  # uploads' transactions, committed together
 REFERENCES = web.AppKey("references", ReferenceCache)
-STORE = web.AppKey("store", FileStore)
-WRITER = web.AppKey("writer", GroupWriter)  # uploads' durable writes, group-committed
-FILE_WRITER = web.AppKey("file_writer", FileWriterProcess)  # the process WRITER's batches go to
+STORAGE = web.AppKey("storage", Storage)  # where image files live (IMAGES_STORAGE_URL)
+STORE = web.AppKey("store", FileStore)  # a file:// store, which /images/ serves
+FILE_WRITER = web.AppKey("file_writer", FileWriterProcess)  # a file:// store's uploads are written by it
 CONVERTER = web.AppKey("converter", ConverterPool)
 UPLOADS = web.AppKey("uploads", UploadPorts)  # an upload's ports: group commit, the file writer
 SYNC_UPLOADS = web.AppKey("sync_uploads", UploadPorts)  # the same, converting in CONVERTER first
 OUTAGE = web.AppKey("outage", Outage)  # MariaDB's: one log line per outage, requests answer 503
+STORE_OUTAGE = web.AppKey("store_outage", Outage)  # the object store's, the same way
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)
 ERROR_CODE = web.RequestKey("error_code", str)  # the contract's code of an error answer, for the metrics

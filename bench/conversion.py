@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 from adapters.db import mariadb
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
-from adapters.files.store import FileStore, GroupWriter
+from adapters.files.local import LocalStorage
 from adapters.ids import new_id
 from adapters.images.process_pool import prepare_process
 from adapters.upload_ports import upload_ports
@@ -90,7 +90,7 @@ async def pipeline(
     pool = await mariadb.create_pool(settings.db_dsn, size=4)
     cache = ReferenceCache(pool)
     await cache.reload()
-    ports = upload_ports(settings, GroupWriter(FileStore(settings.upload_dir)), lambda: MariaDbUnitOfWork(pool))
+    ports = upload_ports(settings, LocalStorage(settings.upload_dir), lambda: MariaDbUnitOfWork(pool))
     began = datetime.now(UTC)
     ids = []
     for n, data in enumerate(photos):

@@ -162,12 +162,20 @@ class Transactions(Protocol):
     def __call__(self, transaction: Callable[[], Awaitable[T]]) -> Awaitable[T]: ...
 
 
+class StoreUnavailable(Exception):
+    """The object store cannot be reached (no connection, throttled, 5xx after the client's retries).
+
+    An outage, not a refusal: HTTP answers 503 with Retry-After (CONTRACT 2), a worker waits it
+    out, and no image ends FAILED for it. A refusal (a 4xx) is an OSError instead.
+    """
+
+
 class BlobStore(Protocol):
     """Durable bytes under keys: the originals an upload stores."""
 
     async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
         """Create the files durably, adding each key made to `created` (complete even on failure);
-        raise the first failure (an OSError)."""
+        raise the first failure: an OSError, or StoreUnavailable during an outage."""
         ...
 
     async def remove(self, key: str) -> bool: ...

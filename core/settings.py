@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.dsn import DbDsn, parse_dsn
+from core.storage import StorageUrl, parse_storage_url
 from core.variants import DEFAULT_VARIANT_WIDTHS, VariantWidths, parse_widths
 
 PREFIX = "IMAGES_"
@@ -107,12 +108,32 @@ class Settings:
     kafka_replication_factor: int = _setting(
         "KAFKA_REPLICATION_FACTOR", _positive_int, 1, "Replication factor of topics created at start"
     )
-    upload_dir: str = _setting("UPLOAD_DIR", _nonblank, "./var/uploads", "Storage root for image files")
+    storage_url: StorageUrl | None = _setting(
+        "STORAGE_URL",
+        parse_storage_url,
+        None,
+        "Where image files live: `file:///dir` or `s3://bucket/prefix` (empty: `file:` IMAGES_UPLOAD_DIR)",
+    )
+    upload_dir: str = _setting(
+        "UPLOAD_DIR", _nonblank, "./var/uploads", "Storage root when IMAGES_STORAGE_URL is empty (a file:// store)"
+    )
+    s3_path_style: bool = _setting(
+        "S3_PATH_STYLE", _bool, False, "Path-style S3 addressing (MinIO, moto); off: virtual-hosted, as AWS prefers"
+    )
+    scratch_dir: str = _setting(
+        "SCRATCH_DIR",
+        _nonblank,
+        "./var/scratch",
+        "Local scratch space of conversions when storage is s3:// (each process its own; nothing kept)",
+    )
     base_url: str = _setting(
-        "BASE_URL", _base_url, "http://127.0.0.1:8080/images/", "Public URL prefix of the storage root"
+        "BASE_URL",
+        _base_url,
+        "http://127.0.0.1:8080/images/",
+        "Public URL prefix of the stored files (required with s3://: the bucket's or its CDN's URL)",
     )
     serve_images: bool = _setting(
-        "SERVE_IMAGES", _bool, True, "Serve /images/ from the storage root (off behind nginx)"
+        "SERVE_IMAGES", _bool, True, "Serve /images/ from a file:// store (off behind nginx; never for s3://)"
     )
     max_file_bytes: int = _setting("MAX_FILE_BYTES", _positive_int, 10 * 1024 * 1024, "Per-file limit")
     max_request_bytes: int = _setting("MAX_REQUEST_BYTES", _positive_int, 100 * 1024 * 1024, "Per-request limit")
@@ -202,7 +223,14 @@ class Settings:
                 values[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
                 raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
-        return cls(**values)
+        settings = cls(**values)
+        if not settings.storage.local and PREFIX + "BASE_URL" not in env:
+            # The api serves only a file:// store: on S3 the default URL would point at nothing.
+            raise SettingsError(
+                f"IMAGES_BASE_URL must be set when IMAGES_STORAGE_URL is {settings.storage}: "
+                "the public URL of the bucket's prefix, or of the CDN in front of it"
+            )
+        return settings
 
     @staticmethod
     def documented() -> list[tuple[str, str, str]]:
@@ -212,8 +240,15 @@ class Settings:
             default = f.default
             if isinstance(default, tuple):
                 default = ",".join(default)
+            elif default is None:
+                default = ""
             rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
         return rows
+
+    @property
+    def storage(self) -> StorageUrl:
+        """Return where image files live: IMAGES_STORAGE_URL, or the file store at IMAGES_UPLOAD_DIR."""
+        return self.storage_url or StorageUrl.directory(self.upload_dir)
 
     @property
     def cpu_count(self) -> int:

@@ -25,6 +25,7 @@ from core.ports import (
     Conversion,
     FileFacts,
     FileInspector,
+    StoreUnavailable,
     SyncConverter,
     Transactions,
     Undecodable,
@@ -167,9 +168,24 @@ async def upload(
             # The rows may have committed: removing the files could leave rows without files.
             await ports.store.keep_in_doubt(written)
             raise
-        for key in written:  # nothing half-written: no file stays behind a failed upload
-            await ports.store.remove(key)
+        await _remove_written(ports.store, written)
         raise
+
+
+async def _remove_written(store: BlobStore, written: Sequence[str]) -> None:
+    """Remove what a failed upload wrote: nothing half-written stays behind it.
+
+    A file that cannot be removed now (the store is failing too) has no row: it is kept for the
+    orphan sweep, like a commit in doubt, and the upload's own error is what the caller sees.
+    """
+    left: list[str] = []
+    for key in written:
+        try:
+            await store.remove(key)
+        except (OSError, StoreUnavailable):
+            left.append(key)
+    if left:
+        await store.keep_in_doubt(left)
 
 
 async def _store_originals(
@@ -220,6 +236,8 @@ async def _convert_all(
     for r in results:
         if isinstance(r, Undecodable):
             raise (errors.ImageDimensionsExceeded if r.too_many_pixels else errors.InvalidFileContent)(str(r))
+        if isinstance(r, OSError):  # the converted file could not be stored (the store refused it)
+            raise errors.ImageSaveFailed("the converted file could not be stored") from r
         if isinstance(r, BaseException):
             raise r
     return [r for r in results if isinstance(r, Conversion)]

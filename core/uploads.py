@@ -78,6 +78,28 @@ def original_key(category: str, at: datetime, image_id: str, format_code: str) -
     return f"{ORIGINALS_DIR}/{image_key(category, at, image_id, format_code)}"
 
 
+# What a stored file is served as, by its suffix (Python 3.11's mimetypes knows neither webp nor
+# avif nor heic): the api's /images/ route and the objects written to S3 say the same.
+CONTENT_TYPES = {
+    "webp": "image/webp",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "avif": "image/avif",
+    "heic": "image/heic",
+    "heif": "image/heif",
+    "svg": "image/svg+xml",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+}
+
+
+def content_type(key: str) -> str:
+    """Return the media type a stored file is served with."""
+    return CONTENT_TYPES.get(key.rpartition(".")[2].lower(), "application/octet-stream")
+
+
 def image_url(base_url: str, key: str) -> str:
     """Return the public URL of a storage key."""
     return base_url + key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from adapters.db import mariadb
 from adapters.kafka.client import ensure_topics
 from core.dsn import DbDsn
 from core.settings import Settings
+from core.storage import S3, StorageUrl
 from tests import services
 
 TABLES_TO_CLEAN = (
@@ -66,6 +68,53 @@ def kafka() -> Iterator[str]:
     with services.kafka_broker() as bootstrap:
         asyncio.run(ensure_topics(make_settings(bootstrap=bootstrap)))
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with services.s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The standard AWS variables, as a deployment sets them (moto accepts any key); returned for child processes."""
+    variables = {
+        "AWS_ACCESS_KEY_ID": "test-key",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables
+
+
+def new_bucket(endpoint: str) -> str:
+    """A bucket of its own for a test, with compose's public-read policy."""
+    from scripts.s3 import create_bucket
+
+    name = f"images-{uuid.uuid4().hex[:12]}"
+    create_bucket(endpoint, name)
+    return name
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, aws: dict[str, str]) -> str:
+    # Not an async fixture: parametrised fixtures reach it through request.getfixturevalue.
+    return new_bucket(s3_endpoint)
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, bucket: str, s3_endpoint: str, tmp_path: Path) -> Settings:
+    """The test's settings on a bucket of its own: originals and results as objects, conversions in scratch."""
+    return replace(
+        settings,
+        storage_url=StorageUrl(S3, bucket),
+        s3_path_style=True,
+        scratch_dir=str(tmp_path / "scratch"),
+        base_url=f"{s3_endpoint}/{bucket}/",
+    )
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -23,6 +23,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for f in fields(Settings):
         value = getattr(settings, f.name)
+        if value is None:  # unset: the process takes the default
+            continue
         if isinstance(value, DbDsn):
             value = value.to_url()
         elif isinstance(value, bool):

@@ -231,17 +231,14 @@ def s3_server() -> Iterator[str]:
     if raw := os.environ.get("IMAGES_TEST_S3_ENDPOINT"):
         yield raw
         return
-    import shutil
-    import sys
-    from pathlib import Path
+    from scripts.s3 import moto_command
 
-    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    if not Path(binary).exists():
-        unavailable("moto_server (pip install 'moto[server]')")
     port = free_port()
-    process = subprocess.Popen(
-        [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    try:
+        command = moto_command(port)
+    except FileNotFoundError as exc:
+        unavailable(str(exc))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: port_answers(port), timeout_s=30, what=f"moto_server on port {port}")
         yield f"http://127.0.0.1:{port}"

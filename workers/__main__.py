@@ -8,7 +8,7 @@ import base64
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,10 @@ from adapters import health
 from adapters.db import idempotency_claims as idempotency
 from adapters.db import mariadb
 from adapters.db.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
-from adapters.files.store import FileStore
 from adapters.ids import new_id
 from adapters.kafka.client import create_producer
 from adapters.logs import start_process
+from adapters.storage import Storage, open_storage
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.settings import Settings
 from workers import admin, watch
@@ -43,9 +43,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sub.add_parser("health", help="exit 0 when MariaDB and Kafka answer (container HEALTHCHECK)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
     sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency"])
+    sweep.add_argument(
+        "--older-than",
+        type=_minutes,
+        metavar="MINUTES",
+        help="failed/temp/orphans: what is older than this (default: 24 h for images, 1 h for orphan files)",
+    )
     admin.add_commands(sub)
     watch.add_command(sub)
     return parser.parse_args(argv)
+
+
+def _minutes(raw: str) -> timedelta:
+    minutes = float(raw)
+    if not minutes >= 0:
+        raise argparse.ArgumentTypeError("must be minutes, >= 0")
+    return timedelta(minutes=minutes)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command in admin.COMMANDS:
         sys.exit(asyncio.run(admin.run(settings, args)))
     else:
-        asyncio.run(run_sweep(settings, args.which))
+        asyncio.run(run_sweep(settings, args.which, args.older_than))
 
 
 def upload_command(
@@ -105,42 +118,59 @@ async def send_upload(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def check_health(settings: Settings) -> int:
-    """Check MariaDB and Kafka like the api's actuator does; return the exit code."""
+    """Check MariaDB, Kafka and the store like the api's actuator does; return the exit code."""
     try:
         pool = await mariadb.create_pool(settings.db_dsn, size=1)
     except Exception as exc:
         print(f"db=DOWN ({type(exc).__name__}: {exc})")
         return 1
     try:
-        db, kafka = await asyncio.gather(health.check_db(pool), health.check_kafka(settings.kafka_bootstrap))
+        db, kafka, store = await asyncio.gather(
+            health.check_db(pool), health.check_kafka(settings.kafka_bootstrap), _check_store(settings)
+        )
     finally:
         pool.close()
         await pool.wait_closed()
-    print(f"db={'UP' if db.up else 'DOWN'} kafka={'UP' if kafka.up else 'DOWN'}")
-    return 0 if db.up and kafka.up else 1
+    print(
+        " ".join(f"{name}={'UP' if c.up else 'DOWN'}" for name, c in (("db", db), ("kafka", kafka), ("store", store)))
+    )
+    return 0 if db.up and kafka.up and store.up else 1
 
 
-async def run_sweep(settings: Settings, which: str) -> None:
+async def _check_store(settings: Settings) -> health.Component:
+    """The store's probe; a bucket that cannot be opened at all is DOWN with the reason."""
+    try:
+        async with asyncio.timeout(health.CHECK_TIMEOUT_S), open_storage(settings) as storage:
+            return await health.check_store(storage)
+    except Exception as exc:
+        return health.Component(False, {"store": str(settings.storage), "error": f"{type(exc).__name__}: {exc}"})
+
+
+async def run_sweep(settings: Settings, which: str, older_than: timedelta | None) -> None:
     """Run one sweep now, showing progress: a bar on a terminal, `sweep_progress` log lines otherwise."""
     pool = await mariadb.create_pool(settings.db_dsn, size=2)
-    store = FileStore(settings.upload_dir)
     with progress(f"sweep {which}", "sweep_progress", sweep=which) as report:
         try:
-            await _sweep(which, pool, store, report)
+            async with open_storage(settings) as storage:
+                await _sweep(which, pool, storage, report, older_than)
         finally:
             pool.close()
             await pool.wait_closed()
 
 
-async def _sweep(which: str, pool: Any, store: FileStore, report: Callable[[int], None]) -> None:
+async def _sweep(
+    which: str, pool: Any, storage: Storage, report: Callable[[int], None], older_than: timedelta | None
+) -> None:
     if which == "orphans":
-        done = await sweep_orphans(pool, store, older_than=ORPHAN_AGE, progress=report)
+        done = await sweep_orphans(pool, storage, older_than=older_than or ORPHAN_AGE, progress=report)
     elif which == "idempotency":
         done = SweepReport(await idempotency.sweep(pool, now=datetime.now(UTC)), 0)
     elif which == "processed":
         done = await sweep_processed(pool, older_than=PROCESSED_EVENTS_RETENTION, progress=report)
     else:
-        done = await sweep_expired(pool, store, status=which.upper(), older_than=EXPIRY, progress=report)
+        done = await sweep_expired(
+            pool, storage, status=which.upper(), older_than=older_than or EXPIRY, progress=report
+        )
     print(f"removed {done.rows} rows and {done.files} files")
 
 

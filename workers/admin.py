@@ -10,7 +10,6 @@ Exit codes: 0 done, 1 nothing found (an unknown image; nothing to retry or reque
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +19,8 @@ import orjson
 from adapters.db import inspection, mariadb
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
-from adapters.files.store import FileStore
 from adapters.ids import new_id
+from adapters.storage import open_storage
 from core import operations
 from core.settings import Settings
 from workers.progress import progress
@@ -132,26 +131,22 @@ async def _requeue(settings: Settings, pool: Any, args: argparse.Namespace) -> i
         if args.temp_older_than is not None:
             before = datetime.now(UTC) - timedelta(minutes=args.temp_older_than)
         ids += await inspection.requeue_candidates(pool, failed=args.failed, temp_before=before, limit=args.limit)
-    store = FileStore(settings.upload_dir)
-
-    async def stored(key: str) -> bool:
-        return await asyncio.to_thread(store.exists, key)
-
     outcomes: dict[str, int] = {}
     ids = list(dict.fromkeys(ids))  # named and picked: each image once
-    with progress("requeue", None, total=len(ids)) as report:  # piped, its JSON lines are the progress
-        for n, image_id in enumerate(ids, start=1):
-            done = await operations.requeue(
-                _DryRun(pool) if args.dry_run else MariaDbUnitOfWork(pool),
-                image_id=image_id,
-                reason=args.reason,
-                original_exists=stored,
-                now=datetime.now(UTC),
-                new_id=new_id,
-            )
-            outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
-            _print({"imageId": image_id, "outcome": done.outcome, "reason": done.reason})
-            report(n)
+    async with open_storage(settings) as storage:
+        with progress("requeue", None, total=len(ids)) as report:  # piped, its JSON lines are the progress
+            for n, image_id in enumerate(ids, start=1):
+                done = await operations.requeue(
+                    _DryRun(pool) if args.dry_run else MariaDbUnitOfWork(pool),
+                    image_id=image_id,
+                    reason=args.reason,
+                    original_exists=storage.exists,
+                    now=datetime.now(UTC),
+                    new_id=new_id,
+                )
+                outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
+                _print({"imageId": image_id, "outcome": done.outcome, "reason": done.reason})
+                report(n)
     requeued, refused = outcomes.get("requeued", 0), outcomes.get("refused", 0)
     verb = "would requeue" if args.dry_run else "requeued"
     print(f"{verb} {requeued} images, {refused} refused", file=sys.stderr)

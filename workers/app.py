@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import faust
 import prometheus_client
@@ -16,10 +16,10 @@ from adapters.db import idempotency_claims as idempotency
 from adapters.db import mariadb
 from adapters.db.reference_cache import ReferenceCache
 from adapters.db.sweeps import sweep_expired, sweep_orphans, sweep_processed
-from adapters.files.store import FileStore
 from adapters.images.codec import configure_pillow
 from adapters.images.process_pool import ConverterPool
 from adapters.retry import until_available
+from adapters.storage import open_storage
 from core import conversion
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
@@ -41,9 +41,10 @@ class Runtime:
         self.settings = settings
         self.ready = asyncio.Event()
         self.resources: handlers.Resources | None = None
+        self._opened = AsyncExitStack()  # what stop() closes: the storage (an S3 client, scratch space)
 
     async def start(self) -> None:
-        """Open the pool, load the reference cache, start the conversion processes."""
+        """Open the pool and the storage, load the reference cache, start the conversion processes."""
         settings = self.settings
         configure_pillow(settings.max_image_pixels)  # upload commands' headers are read in this process
         if settings.worker_metrics_port:
@@ -54,16 +55,16 @@ class Runtime:
         )
         references = ReferenceCache(pool)
         await until_available("mariadb", references.reload)
-        Path(settings.upload_dir).mkdir(parents=True, exist_ok=True)
+        storage = await self._opened.enter_async_context(open_storage(settings))
         self.resources = handlers.Resources(
             settings=settings,
             pool=pool,
             references=references,
-            store=FileStore(settings.upload_dir),
+            storage=storage,
             converter=ConverterPool(settings),
         )
         self.ready.set()
-        log.info("worker_resources_ready", concurrency=settings.effective_worker_concurrency)
+        log.info("worker_resources_ready", concurrency=settings.effective_worker_concurrency, store=storage.name)
 
     async def get(self) -> handlers.Resources:
         """Return the resources once started."""
@@ -78,6 +79,7 @@ class Runtime:
             self.resources.converter.shutdown()
             self.resources.pool.close()
             await self.resources.pool.wait_closed()
+        await self._opened.aclose()
         log.info("stopped")
 
 
@@ -163,15 +165,15 @@ def _add_schedules(app: faust.App, runtime: Runtime) -> None:
 
     async def sweep_failed() -> None:
         res = await runtime.get()
-        await sweep_expired(res.pool, res.store, status="FAILED", older_than=EXPIRY)
+        await sweep_expired(res.pool, res.storage, status="FAILED", older_than=EXPIRY)
 
     async def sweep_temp() -> None:
         res = await runtime.get()
-        await sweep_expired(res.pool, res.store, status="TEMP", older_than=EXPIRY)
+        await sweep_expired(res.pool, res.storage, status="TEMP", older_than=EXPIRY)
 
     async def sweep_orphan_files() -> None:
         res = await runtime.get()
-        await sweep_orphans(res.pool, res.store, older_than=ORPHAN_AGE)
+        await sweep_orphans(res.pool, res.storage, older_than=ORPHAN_AGE)
 
     async def sweep_processed_events() -> None:
         res = await runtime.get()

@@ -23,7 +23,7 @@ from core.errors import DomainError
 from core.events import UPLOAD_REQUESTED, Envelope, EnvelopeError
 from core.settings import Settings
 from core.upload import IncomingFile, UploadForm, upload
-from workers.handlers import Resources, poison_id, record_poison, retrying
+from workers.handlers import Resources, poison_id, record_poison, retrying, storing
 
 log = structlog.get_logger("workers")
 COMMANDS = "upload-commands"  # processed_events.consumer of the upload-command agent
@@ -63,7 +63,8 @@ async def handle_upload_command(res: Resources, key: bytes | None, raw: bytes | 
         log.info("upload_command_skipped", reason="image already exists")
         return "skipped"
     try:
-        await _upload(res, env.payload, image_id)
+        # Stored under the id it names, so a try cut short by an outage of the store is simply made again.
+        await storing(lambda: _upload(res, env.payload, image_id))
     except DomainError as exc:
         await _reject(res, env.event_id, image_id, f"{exc.code}: {exc.message}")
         return "rejected"

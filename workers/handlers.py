@@ -1,14 +1,13 @@
 """What the agents do with one message, free of Faust so tests can call it directly.
 
 Every handler returns normally for every input: a poison message (bad payload, missing row or
-file) is recorded and skipped so its partition keeps moving; only an outage of MariaDB is waited
-out (retried with backoff), because skipping then would lose work. `guarded()` is the last line:
-an error nobody foresaw is logged and recorded, and the stream goes on.
+file) is recorded and skipped so its partition keeps moving; only an outage of MariaDB or of the
+object store is waited out (retried with backoff), because skipping then would lose work.
+`guarded()` is the last line: an error nobody foresaw is logged and recorded, and the stream goes on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
@@ -23,15 +22,15 @@ import structlog
 from adapters.db import conversion_claims as conversions
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
-from adapters.files.store import FileStore, GroupWriter
 from adapters.ids import new_id
 from adapters.images.codec import ConversionFailed, convert_stored
 from adapters.images.process_pool import ConverterPool
 from adapters.retry import is_transient, until_available
+from adapters.storage import Storage, is_unavailable
 from adapters.upload_ports import upload_ports
 from core import conversion, messages, uploads
 from core.events import IMAGE_UPLOADED, Envelope, EnvelopeError
-from core.ports import Conversion
+from core.ports import Conversion, StoreUnavailable
 from core.settings import Settings
 from core.upload import UploadPorts
 from workers import metrics
@@ -47,14 +46,12 @@ class Resources:
     settings: Settings
     pool: aiomysql.Pool
     references: ReferenceCache
-    store: FileStore
+    storage: Storage
     converter: ConverterPool
-    writer: GroupWriter = field(init=False)  # the upload commands' durable writes
-    uploads: UploadPorts = field(init=False)  # an upload command's: its own transaction, the writer
+    uploads: UploadPorts = field(init=False)  # an upload command's: its own transaction, the storage's blobs
 
     def __post_init__(self) -> None:
-        self.writer = GroupWriter(self.store)
-        self.uploads = upload_ports(self.settings, self.writer, lambda: MariaDbUnitOfWork(self.pool))
+        self.uploads = upload_ports(self.settings, self.storage, lambda: MariaDbUnitOfWork(self.pool))
 
 
 def poison_id(topic: str, raw: bytes | None) -> str:
@@ -150,7 +147,7 @@ async def handle_uploaded(res: Resources, key: bytes | None, raw: bytes | None) 
     )
     legs["commit_ms"] = round((time.perf_counter() - committing) * 1000, 1)
     if done.origin_to_remove:
-        await asyncio.to_thread(res.store.remove, done.origin_to_remove)
+        await _remove_original(res, done.origin_to_remove)
     status = done.image.status.value if done.image else "MISSING"
     metrics.CONVERSIONS.labels(status if done.applied else "skipped", msg.source_format).inc()
     log.info(
@@ -172,6 +169,19 @@ async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     return await until_available("mariadb", retry_on=is_transient, attempt=attempt)
 
 
+async def storing(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a storage step, waiting out an outage of the object store (no image ends FAILED for one)."""
+    return await until_available("object-store", retry_on=is_unavailable, attempt=attempt)
+
+
+async def _remove_original(res: Resources, key: str) -> None:
+    """Remove a converted image's original; if the store fails, the orphan sweep removes it later."""
+    try:
+        await res.storage.remove(key)
+    except (OSError, StoreUnavailable) as exc:
+        log.warning("original_not_removed", key=key, error=f"{type(exc).__name__}: {exc}")
+
+
 async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> tuple[Conversion, dict[str, float]]:
     """Convert, unless earlier deliveries used up the attempts (each killed its worker mid-conversion).
 
@@ -188,13 +198,26 @@ async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> tuple[Convers
 async def _convert(
     res: Resources, origin_key: str, stem: str, widths: tuple[int, ...]
 ) -> tuple[Conversion, dict[str, float]]:
-    args = (res.settings.upload_dir, origin_key, stem, res.settings.max_image_pixels, widths)
-    try:
-        done, queued_s, ran_s = await res.converter.run_timed(convert_stored, *args)
-    except ConversionFailed as exc:
-        return Conversion.failed(str(exc)), {}
-    except FileNotFoundError:
-        return Conversion.failed("the uploaded original is missing"), {}
-    except Exception as exc:  # a crash inside Pillow must not take the partition down with it
-        return Conversion.failed(f"conversion error: {type(exc).__name__}: {exc}"), {}
+    """Convert in a workspace of the storage (the store's directory, or scratch on S3) and publish the
+    results before READY commits; an outage of the object store is waited out, never FAILED."""
+    async with res.storage.workspace() as space:
+        try:
+            await storing(lambda: space.fetch(origin_key))
+        except FileNotFoundError:
+            return Conversion.failed("the uploaded original is missing"), {}
+        except OSError as exc:  # the store refused it (or it is over the upload limit)
+            return Conversion.failed(f"the uploaded original could not be read: {exc}"), {}
+        args = (space.root, origin_key, stem, res.settings.max_image_pixels, widths, space.durable)
+        try:
+            done, queued_s, ran_s = await res.converter.run_timed(convert_stored, *args)
+        except ConversionFailed as exc:
+            return Conversion.failed(str(exc)), {}
+        except FileNotFoundError:
+            return Conversion.failed("the uploaded original is missing"), {}
+        except Exception as exc:  # a crash inside Pillow must not take the partition down with it
+            return Conversion.failed(f"conversion error: {type(exc).__name__}: {exc}"), {}
+        try:
+            await storing(lambda: space.publish(done))
+        except OSError as exc:  # refused by the store: nothing is served, so nothing can be READY
+            return Conversion.failed(f"the converted image could not be stored: {exc}"), {}
     return done, {"queue_ms": round(queued_s * 1000, 1), "convert_ms": round(ran_s * 1000, 1)}

@@ -3,11 +3,12 @@
 Rows go first, then files: a crash in between leaves only files without rows, which the orphan
 sweep removes. The reverse order could leave rows without files. Every sweep is safe to run twice
 at once (a rebalance may briefly give two workers the leader role): deletes are idempotent.
+Files are those of the storage, a directory or a bucket's prefix (adapters/storage.py); the orphan
+sweep reads the listing in batches, so its memory does not grow with the store.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,10 @@ from pathlib import PurePosixPath
 import aiomysql
 import structlog
 
-from adapters.files.store import TMP_SUFFIX, FileStore
+from adapters.files.store import TMP_SUFFIX
+from adapters.storage import Storage
 from core import variants
+from core.storage import PROBE_PREFIX
 
 log = structlog.get_logger("sweeps")
 
@@ -46,7 +49,7 @@ class SweepReport:
 
 
 async def sweep_expired(
-    pool: aiomysql.Pool, store: FileStore, *, status: str, older_than: timedelta, progress: Progress | None = None
+    pool: aiomysql.Pool, storage: Storage, *, status: str, older_than: timedelta, progress: Progress | None = None
 ) -> SweepReport:
     """Delete images in `status` created before now - `older_than`: rows, then their files."""
     cutoff = (datetime.now(UTC) - older_than).replace(tzinfo=None)
@@ -62,7 +65,7 @@ async def sweep_expired(
                 rows += await cur.execute(DELETE_IMAGE, (image_id, status))
         for _, *keys in batch:
             for key in filter(None, keys):
-                files += await asyncio.to_thread(store.remove, key)
+                files += await storage.remove(key)
         if progress:
             progress(rows)
         if len(batch) < BATCH:
@@ -72,22 +75,21 @@ async def sweep_expired(
 
 
 async def sweep_orphans(
-    pool: aiomysql.Pool, store: FileStore, *, older_than: timedelta, progress: Progress | None = None
+    pool: aiomysql.Pool, storage: Storage, *, older_than: timedelta, progress: Progress | None = None
 ) -> SweepReport:
     """Remove files older than `older_than` that no storage row names (and stale temp files)."""
-    keys = await asyncio.to_thread(lambda: list(store.walk(older_than_s=older_than.total_seconds())))
-    removed = 0
+    scanned = removed = 0
     if progress:
         progress(0)
-    for start in range(0, len(keys), BATCH):
-        chunk = keys[start : start + BATCH]
+    async for chunk in storage.older_than(older_than.total_seconds()):
         referenced = await _referenced(pool, chunk)
         for key in chunk:
-            if key not in referenced and not PurePosixPath(key).name.startswith(".health-"):
-                removed += await asyncio.to_thread(store.remove, key)
+            if key not in referenced and not PurePosixPath(key).name.startswith(PROBE_PREFIX):
+                removed += await storage.remove(key)
+        scanned += len(chunk)
         if progress:
-            progress(start + len(chunk))
-    log.info("sweep_finished", sweep="orphan_files", scanned=len(keys), files=removed)
+            progress(scanned)
+    log.info("sweep_finished", sweep="orphan_files", scanned=scanned, files=removed)
     return SweepReport(0, removed)
 
 

@@ -29,8 +29,11 @@ log = structlog.get_logger("storage")
 class FileStore:
     """Files under one root; blocking calls: run them in a thread from async code."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, durable: bool = True) -> None:
+        """`durable=False`: scratch space (a conversion's workspace on S3), where `write` skips the
+        fsyncs and the rename, since nothing reads a scratch file after a crash."""
         self.root = Path(root).resolve()
+        self.durable = durable
         self._made_dirs: set[Path] = set()
 
     def path(self, key: str) -> Path:
@@ -48,6 +51,9 @@ class FileStore:
         """Write a whole file durably and atomically; return its size."""
         target = self.path(key)
         self._make_parent(target)
+        if not self.durable:
+            target.write_bytes(data)
+            return len(data)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
         durable.write_fsynced(tmp, data, os.O_EXCL)
         os.replace(tmp, target)

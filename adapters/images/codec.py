@@ -1,8 +1,8 @@
 """WebP conversion with Pillow (CONTRACT section 4). CPU-bound: call it in an executor, never on the loop.
 
 `convert()` is a pure bytes-to-bytes function; `convert_stored()` wraps it for a worker process:
-it reads the original from the store and writes the result atomically, so only small metadata
-crosses the process boundary.
+it reads the original from a directory and writes the results there (the file store itself, or
+a conversion's scratch workspace on S3), so only small metadata crosses the process boundary.
 """
 
 from __future__ import annotations
@@ -196,22 +196,28 @@ def _save(img: Image.Image, icc: bytes | None, *, save_all: bool, **extra: objec
 
 
 def convert_stored(
-    root: str, origin_key: str, target_stem: str, max_pixels: int, widths: Sequence[int] = ()
+    root: str,
+    origin_key: str,
+    target_stem: str,
+    max_pixels: int,
+    widths: Sequence[int] = (),
+    durable: bool = True,
 ) -> Conversion:
-    """Convert a stored original and write `{target_stem}.{ext}` and its variants atomically.
+    """Convert a stored original under `root` and write `{target_stem}.{ext}` and its variants there.
 
     Runs in a pool process. Deterministic: running it twice for one image writes the same keys
-    with the same bytes.
+    with the same bytes. `durable`: each file fsync'd and renamed into place (where it is served);
+    off for a scratch workspace (object storage), whose files are published afterwards.
     """
-    store = FileStore(root)
+    store = FileStore(root, durable=durable)
     return _store(store, convert(store.read(origin_key), max_pixels, widths), target_stem)
 
 
 def convert_and_store(
-    root: str, data: bytes, target_stem: str, max_pixels: int, widths: Sequence[int] = ()
+    root: str, data: bytes, target_stem: str, max_pixels: int, widths: Sequence[int] = (), durable: bool = True
 ) -> Conversion:
-    """Convert uploaded bytes and write the result and its variants atomically (the ?sync=true path)."""
-    return _store(FileStore(root), convert(data, max_pixels, widths), target_stem)
+    """Convert uploaded bytes and write the result and its variants under `root` (the ?sync=true path)."""
+    return _store(FileStore(root, durable=durable), convert(data, max_pixels, widths), target_stem)
 
 
 def _store(store: FileStore, result: Converted, target_stem: str) -> Conversion:

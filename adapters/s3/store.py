@@ -1,10 +1,14 @@
-"""A BlobStore on S3-compatible object storage, through aiobotocore (issue 14).
+"""Objects in an S3-compatible bucket, through aiobotocore (issue 14).
 
 aiobotocore is botocore (AWS's own request signing, endpoints and retry rules) on aiohttp, which
 the api already runs on: no hand-written SigV4, and no thread per request. Retries are botocore's
 "standard" mode: throttling, 5xx and connection errors are retried with jittered exponential
 backoff; a 4xx is not. Credentials, region and endpoint come from the standard AWS variables
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL), never logged.
+
+What the retries could not cure is one of two things: `StoreUnavailable` (an outage: callers
+answer 503 or wait), or an OSError (a refusal: FileNotFoundError for a missing key,
+PermissionError for a 403, OSError(EIO) for the other 4xx).
 
 An object is written whole by one PUT, so a reader never sees part of one. Keys are the same as
 on disk (`POST/2025/01/20/<uuid>.webp`) under the store's prefix.
@@ -14,23 +18,38 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from aiohttp import ClientError as HttpClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from core.ports import StoreUnavailable
+from core.storage import PROBE_PREFIX
 
 log = structlog.get_logger("s3")
 
-RETRIES = {"mode": "standard", "max_attempts": 5}
+RETRIES = {"mode": "standard", "max_attempts": 3}  # the AWS SDKs' default: two retries, ~1-3 s in all
 IMMUTABLE = "public, max-age=31536000, immutable"
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+# Requests in flight per process: an api's concurrent uploads each PUT at once (botocore's default is 10).
+MAX_CONNECTIONS = 64
+LIST_BATCH = 200
+# Codes S3 (and compatible servers) answer for throttling, which botocore retries like a 5xx.
+_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 class S3Store:
-    """BlobStore on one bucket under a prefix; open it with `S3Store.open(...)`."""
+    """Objects of one bucket under a prefix; open it with `S3Store.open(...)`."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self._client = client
@@ -42,8 +61,18 @@ class S3Store:
     async def open(
         cls, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, path_style: bool = False
     ) -> AsyncIterator[S3Store]:
-        """Connect, check that the bucket exists (an error naming it otherwise), and yield the store."""
-        config = AioConfig(retries=RETRIES, s3={"addressing_style": "path" if path_style else "auto"})
+        """Connect, check that the bucket exists (an error naming it otherwise), and yield the store.
+
+        A store that does not answer at all raises StoreUnavailable (the caller may wait for it);
+        a bucket that is missing or not ours raises RuntimeError naming it (a deployment error).
+        """
+        config = AioConfig(
+            retries=RETRIES,
+            s3={"addressing_style": "path" if path_style else "auto"},
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+            max_pool_connections=MAX_CONNECTIONS,
+        )
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(
                 get_session().create_client("s3", endpoint_url=endpoint_url, config=config)
@@ -51,7 +80,13 @@ class S3Store:
             try:
                 await client.head_bucket(Bucket=bucket)
             except ClientError as exc:
+                if _unavailable(exc):
+                    raise StoreUnavailable(f"S3 bucket {bucket!r}: {_code(exc)}") from None
                 raise RuntimeError(f"S3 bucket {bucket!r} is not there or not ours: {_code(exc)}") from None
+            except Exception as exc:
+                if not _unavailable(exc):
+                    raise
+                raise StoreUnavailable(f"S3 at {client.meta.endpoint_url}: {_code(exc)}") from None
             yield cls(client, bucket, prefix)
 
     def object_key(self, key: str) -> str:
@@ -59,36 +94,45 @@ class S3Store:
         return self.prefix + key
 
     async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
-        """PUT every file at once; add each key stored to `created`; raise the first failure as an OSError."""
+        """PUT every file at once; add each key stored to `created`; raise the first failure."""
         outcomes = await asyncio.gather(*(self._put(key, data) for key, data in files), return_exceptions=True)
         created.extend(key for (key, _), outcome in zip(files, outcomes, strict=True) if outcome is None)
-        for outcome in outcomes:
+        for (key, _), outcome in zip(files, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                if isinstance(outcome, ClientError | BotoCoreError):
-                    log.error("upload_save_failed", store="s3", error=_code(outcome))
-                    raise OSError(errno.EIO, f"S3 refused an object: {_code(outcome)}") from outcome
-                raise outcome
+                failure = _translated(outcome, key)
+                log.error("upload_save_failed", store="s3", error=str(failure))
+                raise failure from outcome
 
     async def _put(self, key: str, data: bytes) -> None:
         await self._client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
 
     async def write(self, key: str, data: bytes, *, content_type: str) -> int:
         """Store one served object with its Content-Type and the immutable Cache-Control; return its size."""
-        await self._client.put_object(
-            Bucket=self.bucket, Key=self.object_key(key), Body=data, ContentType=content_type, CacheControl=IMMUTABLE
-        )
+        try:
+            await self._client.put_object(
+                Bucket=self.bucket,
+                Key=self.object_key(key),
+                Body=data,
+                ContentType=content_type,
+                CacheControl=IMMUTABLE,
+            )
+        except Exception as exc:
+            raise _translated(exc, key) from exc
         return len(data)
 
-    async def read(self, key: str) -> bytes:
-        """The object's bytes; FileNotFoundError when there is none."""
+    async def read(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; FileNotFoundError when there is none, OSError(EFBIG) past `max_bytes`."""
         try:
             response = await self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
-                raise FileNotFoundError(key) from None
-            raise
-        async with response["Body"] as body:
-            data: bytes = await body.read()
+            async with response["Body"] as body:
+                declared = int(response.get("ContentLength") or 0)
+                # Read no more than one byte past the limit, whatever the object holds.
+                too_large = max_bytes is not None and declared > max_bytes
+                data: bytes = b"" if too_large else await body.read(None if max_bytes is None else max_bytes + 1)
+        except Exception as exc:
+            raise _translated(exc, key) from exc
+        if max_bytes is not None and (too_large or len(data) > max_bytes):
+            raise OSError(errno.EFBIG, f"object {key} is over {max_bytes} bytes")
         return data
 
     async def exists(self, key: str) -> bool:
@@ -96,24 +140,86 @@ class S3Store:
         try:
             await self._client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if _code(exc) in _MISSING:
                 return False
-            raise
+            raise _translated(exc, key) from exc
+        except Exception as exc:
+            raise _translated(exc, key) from exc
         return True
 
     async def remove(self, key: str) -> bool:
-        """Delete the object if it is there; return whether it was."""
+        """Delete the object if it is there; return whether it was (a HEAD first: DELETE does not say)."""
         if not await self.exists(key):
             return False
-        await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        try:
+            await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except Exception as exc:
+            raise _translated(exc, key) from exc
         return True
 
     async def keep_in_doubt(self, keys: Sequence[str]) -> None:
         """Leave objects whose rows may have committed; the orphan sweep lists the prefix later."""
         log.error("upload_commit_in_doubt", kept=list(keys), store="s3")
 
+    async def older_than(self, seconds: float) -> AsyncIterator[list[str]]:
+        """Yield, in batches, the keys under the prefix last modified more than `seconds` ago."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=seconds)
+        batch: list[str] = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            async for page in pages:
+                for entry in page.get("Contents", ()):
+                    if entry["LastModified"] < cutoff:
+                        batch.append(entry["Key"][len(self.prefix) :])
+                if len(batch) >= LIST_BATCH:
+                    yield batch
+                    batch = []
+        except Exception as exc:
+            raise _translated(exc, self.prefix or "/") from exc
+        if batch:
+            yield batch
+
+    async def probe(self) -> None:
+        """Write and delete a small object: the bucket answers and takes writes (the health check)."""
+        key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        await self.write(key, b"ok", content_type="text/plain")
+        try:
+            await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except Exception as exc:
+            raise _translated(exc, key) from exc
+
+
+def _translated(exc: BaseException, key: str) -> BaseException:
+    """What the callers see of an error the client's own retries did not cure."""
+    if isinstance(exc, StoreUnavailable | asyncio.CancelledError):
+        return exc
+    if _unavailable(exc):
+        return StoreUnavailable(f"S3 could not be reached for {key}: {_code(exc)}")
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        if code in _MISSING:
+            return FileNotFoundError(errno.ENOENT, f"no object {key}")
+        if code in ("AccessDenied", "403"):
+            return PermissionError(errno.EACCES, f"S3 refused {key}: {code}")
+        return OSError(errno.EIO, f"S3 refused {key}: {code}")
+    if isinstance(exc, BotoCoreError):  # no credentials, a parameter botocore refused before sending
+        return OSError(errno.EIO, f"S3 request for {key} not made: {_code(exc)}")
+    return exc
+
+
+def _unavailable(exc: BaseException) -> bool:
+    # Refused, reset, timed out: botocore's own, or the transport's should one get through.
+    if isinstance(exc, BotoConnectionError | HTTPClientError | HttpClientError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return status >= 500 or _code(exc) in _THROTTLED
+    return False
+
 
 def _code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "unknown"))
-    return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

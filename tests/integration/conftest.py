@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.db.reference_cache import ReferenceCache
-from adapters.files.store import FileStore
+from adapters.files.local import LocalStorage
 from adapters.images.process_pool import ConverterPool
 from api.app import create_app
 from api.server import ApiRunner
@@ -58,5 +58,5 @@ async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[ha
     cache = ReferenceCache(pool)
     await cache.reload()
     converter = ConverterPool(settings, processes=1)
-    yield handlers.Resources(settings, pool, cache, FileStore(settings.upload_dir), converter)
+    yield handlers.Resources(settings, pool, cache, LocalStorage(settings.upload_dir), converter)
     converter.shutdown()

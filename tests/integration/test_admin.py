@@ -74,7 +74,7 @@ async def test_requeue_converts_a_failed_image_again_once_its_original_is_fixed(
     assert await fetch_all(pool, "SELECT status FROM images WHERE image_id = %s", image_id) == [("FAILED",)]
 
     (origin,) = (json.loads(value)["payload"]["originKey"],)
-    resources.store.write(origin, good)  # the operator put the whole file back
+    resources.storage.files.write(origin, good)  # the operator put the whole file back
     code, out, err = await run(resources.settings, capsys, "requeue", image_id, "--reason", "file restored")
     assert code == 0 and "requeued 1 images, 0 refused" in err
     history = await fetch_all(
@@ -99,7 +99,7 @@ async def test_requeue_converts_a_failed_image_again_once_its_original_is_fixed(
 async def test_requeue_refuses_an_image_whose_original_is_gone(resources, capsys, pool) -> None:  # type: ignore[no-untyped-def]
     failed_id, _, value = await upload(resources, images.noisy_jpeg(256, 256)[:700])
     assert await handlers.handle_uploaded(resources, b"k", value) == "FAILED"
-    resources.store.remove(json.loads(value)["payload"]["originKey"])
+    resources.storage.files.remove(json.loads(value)["payload"]["originKey"])
     other_id, _, other = await upload(resources, images.noisy_jpeg(256, 256)[:700])
     assert await handlers.handle_uploaded(resources, b"k", other) == "FAILED"
     code, out, err = await run(resources.settings, capsys, "requeue", "--failed")

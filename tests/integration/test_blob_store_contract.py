@@ -3,8 +3,7 @@ fake of the unit tests, and S3 (moto's server, started natively; issue 14)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from aiobotocore.session import get_session
 from adapters.files.store import FileStore, GroupWriter
 from adapters.s3.store import IMMUTABLE, S3Store
 from core.ports import BlobStore
-from tests import services
+from tests.conftest import new_bucket
 from tests.fakes import FakeStore
 
 ReadBack = Callable[[str], Awaitable[bytes | None]]
@@ -23,34 +22,8 @@ TOO_LONG = "POST/" + "n" * 1100 + ".jpg"
 Store = tuple[BlobStore, ReadBack, str]
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    with services.s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The standard AWS variables, as a deployment sets them (moto accepts any key)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-
-async def new_bucket(endpoint: str) -> str:
-    name = f"images-{uuid.uuid4().hex[:12]}"
-    async with get_session().create_client("s3", endpoint_url=endpoint) as client:
-        await client.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-async def bucket(s3_endpoint: str, aws: None) -> str:
-    return await new_bucket(s3_endpoint)
-
-
 @pytest.fixture(params=["local", "fake", "s3"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path, aws: None) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path, aws: dict[str, str]) -> AsyncIterator[Store]:
     if request.param == "local":
         files = FileStore(tmp_path)
 
@@ -70,7 +43,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path, aws: None) -> As
         yield fake, read_fake, TOO_LONG
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
-        name = await new_bucket(endpoint)
+        name = new_bucket(endpoint)
         async with S3Store.open(name, endpoint_url=endpoint, path_style=True) as s3:  # no prefix: "" is a bad key
 
             async def read_object(key: str) -> bytes | None:
@@ -118,7 +91,7 @@ async def test_files_kept_in_doubt_stay(store: Store) -> None:
     assert await read("POST/doubt.jpg") == b"maybe"
 
 
-async def test_a_missing_bucket_is_an_error_that_names_it(s3_endpoint: str, aws: None) -> None:
+async def test_a_missing_bucket_is_an_error_that_names_it(s3_endpoint: str, aws: dict[str, str]) -> None:
     with pytest.raises(RuntimeError, match="no-such-bucket"):
         async with S3Store.open("no-such-bucket", endpoint_url=s3_endpoint, path_style=True):
             pass

@@ -36,7 +36,7 @@ async def test_a_conversion_stores_records_and_announces_each_variant(resources,
     ((width, height, location, url, size),) = rows  # 1280 would be an upscale
     assert (width, height) == (640, 320) and location.endswith(f"/{image_id}_640w.webp")
     assert url == resources.settings.base_url + location
-    stored = resources.store.read(location)
+    stored = resources.storage.files.read(location)
     assert len(stored) == size and size_of(stored) == (640, 320)
 
     ((payload,),) = await fetch_all(
@@ -74,8 +74,8 @@ async def test_the_orphan_sweep_keeps_recorded_variants_and_removes_unrecorded_o
     assert await handlers.handle_uploaded(resources, key, value) == "READY"
     ((location,),) = await fetch_all(pool, "SELECT storage_location FROM image_variants WHERE image_id = %s", image_id)
     leftover = location.replace("_640w", "_1280w")  # a variant no row names (a conversion cut short, say)
-    resources.store.write(leftover, b"x")
+    resources.storage.files.write(leftover, b"x")
     for k in (location, leftover):
-        os.utime(resources.store.path(k), (time.time() - 7200,) * 2)
-    await sweep_orphans(pool, resources.store, older_than=timedelta(hours=1))
-    assert (resources.store.exists(location), resources.store.exists(leftover)) == (True, False)
+        os.utime(resources.storage.files.path(k), (time.time() - 7200,) * 2)
+    await sweep_orphans(pool, resources.storage, older_than=timedelta(hours=1))
+    assert (resources.storage.files.exists(location), resources.storage.files.exists(leftover)) == (True, False)

@@ -58,8 +58,8 @@ async def test_an_upload_reaches_ready_with_a_webp_of_the_same_size_at_its_url(r
     status, url, location, fmt, size, origin = await image_row(resources.pool, image_id)
     assert (status, fmt, origin) == ("READY", "WEBP", None)
     assert url == resources.settings.base_url + location and location.endswith(f"{image_id}.webp")
-    out = Image.open(io.BytesIO(resources.store.read(location)))
-    assert (out.format, out.size, size) == ("WEBP", (120, 80), resources.store.size(location))
+    out = Image.open(io.BytesIO(resources.storage.files.read(location)))
+    assert (out.format, out.size, size) == ("WEBP", (120, 80), resources.storage.files.size(location))
     ((event_type, payload),) = await fetch_all(
         resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
     )
@@ -74,10 +74,10 @@ async def test_a_redelivered_message_changes_nothing(resources) -> None:  # type
     image_id, key, value = await upload(resources, images.jpeg())
     await handlers.handle_uploaded(resources, key, value)
     before = await image_row(resources.pool, image_id)
-    mtime = resources.store.path(before[2]).stat().st_mtime_ns
+    mtime = resources.storage.files.path(before[2]).stat().st_mtime_ns
     assert await handlers.handle_uploaded(resources, key, value) == "skipped"
     assert await image_row(resources.pool, image_id) == before
-    assert resources.store.path(before[2]).stat().st_mtime_ns == mtime  # not written again
+    assert resources.storage.files.path(before[2]).stat().st_mtime_ns == mtime  # not written again
     assert len(await fetch_all(resources.pool, "SELECT 1 FROM outbox WHERE topic = 'image-processed'")) == 1
 
 
@@ -96,7 +96,7 @@ async def test_a_wider_than_webp_image_is_stored_as_the_original_with_its_url_co
     assert await handlers.handle_uploaded(resources, key, value) == "READY"
     status, url, location, fmt, *_ = await image_row(resources.pool, image_id)
     assert (status, fmt) == ("READY", "PNG") and url.endswith(f"{image_id}.png") and location.endswith(".png")
-    assert resources.store.exists(location)
+    assert resources.storage.files.exists(location)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ async def test_a_message_whose_row_is_gone_is_skipped(resources) -> None:  # typ
 async def test_a_message_whose_original_is_missing_ends_failed(resources) -> None:  # type: ignore[no-untyped-def]
     image_id, key, value = await upload(resources, images.jpeg())
     origin = (await image_row(resources.pool, image_id))[5]
-    resources.store.remove(origin)
+    resources.storage.files.remove(origin)
     assert await handlers.handle_uploaded(resources, key, value) == "FAILED"
 
 
@@ -257,7 +257,7 @@ async def test_a_video_keeps_the_url_it_was_given_at_upload(resources) -> None: 
     assert await handlers.handle_uploaded(resources, key, value) == "READY"
     status, url, location, fmt, *_ = await image_row(resources.pool, image_id)
     assert (status, url, fmt) == ("READY", url_at_upload, "MP4")
-    assert resources.store.read(location) == video
+    assert resources.storage.files.read(location) == video
 
 
 async def test_a_dead_conversion_process_is_replaced_and_the_image_still_converted(resources) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ import pytest
 
 from core.dsn import parse_dsn
 from core.settings import Settings, SettingsError
+from core.storage import StorageUrl, parse_storage_url
 
 
 def test_defaults_suit_a_local_run() -> None:
@@ -82,3 +83,52 @@ def test_dsn_takes_a_unix_socket_and_renders_back() -> None:
 def test_dsn_refuses_unknown_options() -> None:
     with pytest.raises(SettingsError, match="IMAGES_DB_DSN"):
         Settings.from_env({"IMAGES_DB_DSN": "mysql://h/db?sslmode=off"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("file:///srv/images", StorageUrl("file", "/srv/images")),
+        ("file:var/uploads", StorageUrl("file", "var/uploads")),
+        ("file://localhost/srv/images", StorageUrl("file", "/srv/images")),
+        ("s3://images", StorageUrl("s3", "images")),
+        ("s3://my.images-1/prod/eu/", StorageUrl("s3", "my.images-1", "prod/eu")),
+    ],
+)
+def test_a_storage_url_names_a_directory_or_a_bucket_and_renders_back(raw: str, expected: StorageUrl) -> None:
+    parsed = parse_storage_url(raw)
+    assert parsed == expected
+    assert parse_storage_url(str(parsed)) == parsed
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "s3://Images",  # upper case
+        "s3://ab",  # too short
+        "s3://-images",
+        "s3://im..ages",
+        "s3://images/../other",
+        "s3://images/a//b",
+        "s3://images/" + "p" * 300,
+        "s3://images/x?versionId=1",
+        "file://otherhost/srv",
+        "file://",
+        "ftp://images",
+        "images",
+    ],
+)
+def test_a_bad_storage_url_fails_naming_the_variable(raw: str) -> None:
+    with pytest.raises(SettingsError, match="IMAGES_STORAGE_URL"):
+        Settings.from_env({"IMAGES_STORAGE_URL": raw, "IMAGES_BASE_URL": "https://cdn.example.com/"})
+
+
+def test_without_a_storage_url_files_live_under_the_upload_dir() -> None:
+    assert Settings.from_env({"IMAGES_UPLOAD_DIR": "/srv/up"}).storage == StorageUrl("file", "/srv/up")
+
+
+def test_s3_storage_needs_its_public_url_named() -> None:
+    with pytest.raises(SettingsError, match="IMAGES_BASE_URL must be set when IMAGES_STORAGE_URL is s3://images/p"):
+        Settings.from_env({"IMAGES_STORAGE_URL": "s3://images/p"})
+    s = Settings.from_env({"IMAGES_STORAGE_URL": "s3://images/p", "IMAGES_BASE_URL": "https://cdn.example.com/p"})
+    assert (s.storage.bucket, s.storage.prefix, s.base_url) == ("images", "p", "https://cdn.example.com/p/")
