@@ -100,7 +100,8 @@ class S3Store:
         for (key, _), outcome in zip(files, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 failure = _translated(outcome, key)
-                log.error("upload_save_failed", store="s3", error=str(failure))
+                if isinstance(failure, OSError):  # a refusal; an outage is logged once, by its caller
+                    log.error("upload_save_failed", store="s3", error=str(failure))
                 raise failure from outcome
 
     async def _put(self, key: str, data: bytes) -> None:

@@ -148,4 +148,3 @@ async def test_an_unreachable_store_is_unavailable_and_the_check_says_down(
             assert (await storage.check())[0]
     finally:
         await proxy.cut()
-

@@ -45,7 +45,9 @@ async def test_failed_images_older_than_a_day_lose_rows_and_files(settings: Sett
     young = await add_image(pool, store, "young-failed", "FAILED", timedelta(hours=23))
     ready = await add_image(pool, store, "old-ready", "READY", timedelta(hours=48))
     progress: list[int] = []
-    report = await sweep_expired(pool, storage, status="FAILED", older_than=timedelta(hours=24), progress=progress.append)
+    report = await sweep_expired(
+        pool, storage, status="FAILED", older_than=timedelta(hours=24), progress=progress.append
+    )
     assert (report.rows, report.files, progress) == (1, 2, [0, 1])
     assert sorted(r[0] for r in await fetch_all(pool, "SELECT image_id FROM images")) == ["old-ready", "young-failed"]
     assert await fetch_all(pool, "SELECT COUNT(*) FROM status_history WHERE image_id = 'old-failed'") == [(0,)]
