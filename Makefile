@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint bench clean
+.PHONY: install run run-fleet test test-unit lint bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,14 @@ run: install
 	$(PY) scripts/devstack.py schema
 	@echo "API: http://$${IMAGES_API_HOST:-127.0.0.1}:$${IMAGES_API_PORT:-8080}/  (health: /actuator/health)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho -f Procfile start
+
+# compose's topology natively, on object storage: nginx, 3 api, 2 workers, 2 relays, MariaDB,
+# the broker and moto's S3 server (scripts/fleet.py). nginx is Debian's, installed when missing.
+run-fleet: install
+	$(PY) scripts/devstack.py db
+	$(PY) scripts/devstack.py schema
+	$(PY) scripts/devstack.py nginx
+	exec $(PY) scripts/fleet.py
 
 test: install
 	$(PY) scripts/devstack.py db

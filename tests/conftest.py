@@ -76,15 +76,18 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
+# The standard AWS variables, as a deployment sets them (moto accepts any key).
+AWS_TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test-key",
+    "AWS_SECRET_ACCESS_KEY": "test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @pytest.fixture
 def aws(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The standard AWS variables, as a deployment sets them (moto accepts any key); returned for child processes."""
-    variables = {
-        "AWS_ACCESS_KEY_ID": "test-key",
-        "AWS_SECRET_ACCESS_KEY": "test-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-    }
+    """The AWS variables of the test's S3 server, set here and returned for child processes."""
+    variables = AWS_TEST_CREDENTIALS | {"AWS_ENDPOINT_URL": s3_endpoint}
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     return variables

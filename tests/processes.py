@@ -36,16 +36,33 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class Process:
-    """One shell process with its output in a log file."""
+    """One shell process with its output in a log file.
 
-    def __init__(self, name: str, args: list[str], settings: Settings, log_dir: Path) -> None:
+    `args` are `python -m`'s, or with `command=True` a whole command line (nginx, say); `env` is
+    added over the settings' variables (a replica's own port, the AWS_* variables).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        settings: Settings,
+        log_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        command: bool = False,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGES_")}
-        env |= settings_env(settings) | {"IMAGES_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGES_")}
+        environment |= settings_env(settings) | {"IMAGES_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"} | (env or {})
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            args if command else [sys.executable, "-m", *args],
+            cwd=ROOT,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def log(self) -> str:

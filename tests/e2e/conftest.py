@@ -24,8 +24,16 @@ class Stack:
     worker_metrics_port: int = 0
     relay_metrics_port: int = 0
 
-    def start(self, name: str, args: list[str], settings: Settings | None = None) -> Process:
-        self.processes[name] = Process(name, args, settings or self.settings, self.log_dir)
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        settings: Settings | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        command: bool = False,
+    ) -> Process:
+        self.processes[name] = Process(name, args, settings or self.settings, self.log_dir, env=env, command=command)
         return self.processes[name]
 
     def logs(self) -> str:

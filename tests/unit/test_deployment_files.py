@@ -83,3 +83,23 @@ def test_metric_names_are_read_out_of_promql() -> None:
 
     expr = 'sum by (le) (rate(a_seconds_bucket{route="/x"}[5m])) / max(b_total) and deriv(sum(c)[10m:1m]) > 0'
     assert metric_names(expr) == {"a_seconds_bucket", "b_total", "c"}
+
+
+def test_nginx_conf_includes_only_site_files_that_compose_and_the_fleet_both_provide(tmp_path: Path) -> None:
+    from scripts import fleet
+
+    included = set(re.findall(r"include site/([a-z-]+\.conf);", (ROOT / "compose" / "nginx.conf").read_text()))
+    assert included == {p.name for p in (ROOT / "compose" / "nginx").glob("*.conf")}
+    fleet.nginx_files(tmp_path, listen_port=1, api_ports=[2, 3], s3_port=4)
+    assert included == {p.name for p in (tmp_path / "site").glob("*.conf")}
+    compose = yaml.safe_load(COMPOSE_FILES[0].read_text())
+    assert "./nginx:/etc/nginx/site:ro" in compose["services"]["nginx"]["volumes"]
+
+
+def test_the_replicas_share_no_volume_and_store_in_the_bucket() -> None:
+    compose = yaml.safe_load(COMPOSE_FILES[0].read_text())
+    for name in ("api", "worker", "relay"):
+        service = compose["services"][name]
+        assert not service.get("volumes"), f"{name} mounts a volume"
+        assert service["environment"]["IMAGES_STORAGE_URL"] == "s3://images"
+    assert "uploads" not in compose["volumes"] and {"minio", "minio-init"} <= set(compose["services"])

@@ -1,0 +1,218 @@
+"""`make run-fleet`: compose's topology on this host, natively, on object storage (issue 14).
+
+nginx (Debian's package) with compose/nginx.conf in front of 3 api replicas, 2 conversion workers
+and 2 relays, on MariaDB, a tansu broker and moto's S3 server. Every api and worker has a scratch
+directory of its own and nothing else on disk: the replicas share only MariaDB, the broker and the
+bucket, as they would across hosts. Logs are prefixed and interleaved; Ctrl-C or SIGTERM stops all
+(nginx and the replicas first, the services last).
+
+The test of the fleet (tests/e2e/test_fleet.py) starts the same members and nginx files on ports
+of its own, against the session's services.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script: the project's packages, and scripts.s3
+
+from scripts.s3 import create_bucket, moto_command  # noqa: E402
+
+API_REPLICAS, WORKERS, RELAYS = 3, 2, 2
+BUCKET = "images"  # the bucket compose/nginx.conf serves under /images/
+NGINX = "/usr/sbin/nginx"
+TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx's, kept under the fleet's prefix
+# Where `make run-fleet` puts each part; the test picks free ports instead.
+PORTS = {"nginx": 9200, "s3": 9000, "broker": 9092, "api": 8081, "worker_metrics": 9111, "relay_metrics": 9121}
+# moto accepts any credentials; a real S3 reads yours from the environment.
+LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "fleet", "AWS_SECRET_ACCESS_KEY": "fleet-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One replica: its name, `python -m` arguments and the IMAGES_* settings of its own."""
+
+    name: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+
+
+def members(
+    *, api_ports: list[int], worker_metrics: list[int], relay_metrics: list[int], scratch: Path
+) -> list[Member]:
+    """The replicas: each api and worker with a scratch directory of its own, each with its own ports."""
+    fleet = [
+        Member(f"api-{n}", ("api",), {"IMAGES_API_PORT": str(port), "IMAGES_SCRATCH_DIR": str(scratch / f"api-{n}")})
+        for n, port in enumerate(api_ports, start=1)
+    ]
+    fleet += [
+        Member(
+            f"worker-{n}",
+            ("workers", "worker"),
+            {"IMAGES_WORKER_METRICS_PORT": str(port), "IMAGES_SCRATCH_DIR": str(scratch / f"worker-{n}")},
+        )
+        for n, port in enumerate(worker_metrics, start=1)
+    ]
+    fleet += [
+        Member(f"relay-{n}", ("outbox",), {"IMAGES_RELAY_METRICS_PORT": str(port)})
+        for n, port in enumerate(relay_metrics, start=1)
+    ]
+    return fleet
+
+
+def fleet_settings(*, s3_endpoint: str, nginx_port: int) -> dict[str, str]:
+    """The settings every member shares: the bucket, and the public URL nginx serves it at."""
+    return {
+        "IMAGES_STORAGE_URL": f"s3://{BUCKET}",
+        "IMAGES_S3_PATH_STYLE": "true",
+        "IMAGES_BASE_URL": f"http://127.0.0.1:{nginx_port}/images/",
+        "IMAGES_SERVE_IMAGES": "false",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+    }
+
+
+def nginx_files(prefix: Path, *, listen_port: int, api_ports: list[int], s3_port: int) -> Path:
+    """Write nginx's main file and site/ under `prefix` around compose/nginx.conf; return the main file."""
+    site = prefix / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "api-servers.conf").write_text("".join(f"server 127.0.0.1:{p};\n" for p in api_ports))
+    (site / "store-servers.conf").write_text(f"server 127.0.0.1:{s3_port};\n")
+    (site / "listen.conf").write_text(f"listen 127.0.0.1:{listen_port};\n")
+    temp = prefix / "tmp"
+    temp.mkdir(exist_ok=True)
+    user = ""
+    if os.geteuid() == 0:  # nginx's workers drop root: give them what they write to
+        account = _unprivileged()
+        shutil.chown(temp, account.pw_uid, account.pw_gid)
+        user = f"user {account.pw_name};\n"
+    main = prefix / "nginx.conf"
+    main.write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\nerror_log stderr warn;\n"
+        "events { worker_connections 1024; }\n"
+        "http {\n"
+        f"    access_log {prefix}/access.log;\n"
+        + "".join(
+            f"    {kind}_temp_path {temp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        + "    default_type application/octet-stream;\n"
+        f"    include {ROOT}/compose/nginx.conf;\n"
+        "}\n"
+    )
+    return main
+
+
+def nginx_command(main: Path) -> list[str]:
+    """nginx in the foreground on the files nginx_files wrote."""
+    return [NGINX, "-p", str(main.parent), "-c", str(main)]
+
+
+def _unprivileged() -> pwd.struct_passwd:
+    for name in ("www-data", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("no unprivileged user (www-data or nobody) for nginx's workers")
+
+
+class Supervisor:
+    """Starts processes with their output prefixed on ours; stops them, last started first."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._width = 10
+
+    def start(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=dict(env or os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.running.append((name, process))
+        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        return process
+
+    def _relay(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(f"{name:<{self._width}} | {line.decode(errors='replace')}")
+            sys.stdout.flush()
+        sys.stdout.write(f"{name:<{self._width}} | exited with code {process.wait()}\n")
+
+    def stop(self) -> None:
+        for _, process in reversed(self.running):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _wait_port(port: int, what: str, timeout_s: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    sys.exit(f"{what} did not listen on {port} within {timeout_s:g} s")
+
+
+def main() -> None:
+    """Start the whole fleet and wait for Ctrl-C or SIGTERM (MariaDB is started by `make run-fleet`)."""
+    if not Path(NGINX).exists():
+        sys.exit("nginx is not installed: `python scripts/devstack.py tools` installs Debian's (as root)")
+    var = ROOT / "var" / "fleet"
+    shutil.rmtree(var / "scratch", ignore_errors=True)
+    env = {k: v for k, v in os.environ.items()} | {k: v for k, v in LOCAL_AWS.items() if k not in os.environ}
+    endpoint = f"http://127.0.0.1:{PORTS['s3']}"
+    env |= fleet_settings(s3_endpoint=endpoint, nginx_port=PORTS["nginx"])
+    env["IMAGES_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{PORTS['broker']}"
+    api_ports = [PORTS["api"] + n for n in range(API_REPLICAS)]
+    fleet = members(
+        api_ports=api_ports,
+        worker_metrics=[PORTS["worker_metrics"] + n for n in range(WORKERS)],
+        relay_metrics=[PORTS["relay_metrics"] + n for n in range(RELAYS)],
+        scratch=var / "scratch",
+    )
+    supervisor = Supervisor()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        supervisor.start("broker", [sys.executable, "scripts/devstack.py", "broker"], env)
+        supervisor.start("s3", moto_command(PORTS["s3"]), env)
+        _wait_port(PORTS["s3"], "moto's S3 server")
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        create_bucket(endpoint, BUCKET)
+        _wait_port(PORTS["broker"], "the broker")
+        for member in fleet:
+            supervisor.start(member.name, [sys.executable, "-m", *member.args], env | member.env)
+        main_conf = nginx_files(var / "nginx", listen_port=PORTS["nginx"], api_ports=api_ports, s3_port=PORTS["s3"])
+        supervisor.start("nginx", nginx_command(main_conf), env)
+        print(
+            f"fleet: http://127.0.0.1:{PORTS['nginx']}/ (nginx) -> api {api_ports}; images at /images/ "
+            f"from s3://{BUCKET} ({endpoint}); {WORKERS} workers, {RELAYS} relays. Ctrl-C stops all.",
+            flush=True,
+        )
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        supervisor.stop()
+
+
+if __name__ == "__main__":
+    main()
