@@ -43,6 +43,8 @@ READ_TIMEOUT_S = 30.0
 # Requests in flight per process: an api's concurrent uploads each PUT at once (botocore's default is 10).
 MAX_CONNECTIONS = 64
 LIST_BATCH = 200
+READ_CHUNK_BYTES = 1024 * 1024
+MAX_READ_BYTES = 64 * 1024 * 1024  # a read with no limit of its own: far above any image this service stores
 # Codes S3 (and compatible servers) answer for throttling, which botocore retries like a 5xx.
 _THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -122,18 +124,18 @@ class S3Store:
         return len(data)
 
     async def read(self, key: str, *, max_bytes: int | None = None) -> bytes:
-        """The object's bytes; FileNotFoundError when there is none, OSError(EFBIG) past `max_bytes`."""
+        """The object's bytes; FileNotFoundError when there is none, OSError(EFBIG) past `max_bytes`
+        (by default MAX_READ_BYTES: no read takes unbounded memory)."""
+        limit = max_bytes if max_bytes is not None else MAX_READ_BYTES
         try:
             response = await self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             async with response["Body"] as body:
-                declared = int(response.get("ContentLength") or 0)
-                # Read no more than one byte past the limit, whatever the object holds.
-                too_large = max_bytes is not None and declared > max_bytes
-                data: bytes = b"" if too_large else await body.read(None if max_bytes is None else max_bytes + 1)
+                too_large = int(response.get("ContentLength") or 0) > limit
+                data = b"" if too_large else await _read_at_most(body, limit + 1)
         except Exception as exc:
             raise _translated(exc, key) from exc
-        if max_bytes is not None and (too_large or len(data) > max_bytes):
-            raise OSError(errno.EFBIG, f"object {key} is over {max_bytes} bytes")
+        if too_large or len(data) > limit:  # declared, or a length the headers did not declare
+            raise OSError(errno.EFBIG, f"object {key} is over {limit} bytes")
         return data
 
     async def exists(self, key: str) -> bool:
@@ -188,6 +190,16 @@ class S3Store:
             await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
         except Exception as exc:
             raise _translated(exc, key) from exc
+
+
+async def _read_at_most(body: Any, limit: int) -> bytes:
+    """Read a response body to its end, or until `limit` bytes: a read returns what has arrived, not all."""
+    chunks: list[bytes] = []
+    total = 0
+    while total < limit and (chunk := await body.read(min(READ_CHUNK_BYTES, limit - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def _translated(exc: BaseException, key: str) -> BaseException:

@@ -68,6 +68,12 @@ async def test_fetching_an_original_that_is_not_stored_is_file_not_found(storage
             convert_stored(space.root, "_originals/POST/2025/01/20/none.jpg", "POST/x", 50_000_000)
 
 
+async def test_an_original_larger_than_one_network_read_is_fetched_whole(storage: Storage) -> None:
+    data = images.noisy_jpeg(2400, 1600)  # ~900 KB: many reads of the response body
+    await storage.blobs.create([(ORIGINAL, data)], [])
+    assert len(data) > 512 * 1024 and await stored(storage, ORIGINAL) == data
+
+
 async def test_remove_and_exists_agree(storage: Storage) -> None:
     await storage.blobs.create([(ORIGINAL, b"x")], [])
     assert await storage.exists(ORIGINAL)
