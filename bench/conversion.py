@@ -32,9 +32,9 @@ from PIL import Image, ImageOps
 from adapters.db import mariadb
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
-from adapters.files.local import LocalStorage
 from adapters.ids import new_id
 from adapters.images.process_pool import prepare_process
+from adapters.storage import open_storage
 from adapters.upload_ports import upload_ports
 from core.settings import Settings
 from core.upload import IncomingFile, UploadForm, upload
@@ -90,19 +90,20 @@ async def pipeline(
     pool = await mariadb.create_pool(settings.db_dsn, size=4)
     cache = ReferenceCache(pool)
     await cache.reload()
-    ports = upload_ports(settings, LocalStorage(settings.upload_dir), lambda: MariaDbUnitOfWork(pool))
     began = datetime.now(UTC)
     ids = []
-    for n, data in enumerate(photos):
-        (img,) = await upload(
-            UploadForm("bench", category, single=[IncomingFile(f"{n}.jpg", data)]),
-            references=cache.data,
-            settings=settings,
-            ports=ports,
-            now=datetime.now(UTC),
-            new_id=new_id,
-        )
-        ids.append(img.image_id)
+    async with open_storage(settings) as storage:  # the worker's store: a directory, or a bucket
+        ports = upload_ports(settings, storage, lambda: MariaDbUnitOfWork(pool))
+        for n, data in enumerate(photos):
+            (img,) = await upload(
+                UploadForm("bench", category, single=[IncomingFile(f"{n}.jpg", data)]),
+                references=cache.data,
+                settings=settings,
+                ports=ports,
+                now=datetime.now(UTC),
+                new_id=new_id,
+            )
+            ids.append(img.image_id)
     marks = ", ".join(["%s"] * len(ids))
     while True:
         async with pool.acquire() as conn, conn.cursor() as cur:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from report_parts import HERE, heading, load, table, verdict
 from report_robustness import robustness_sections
+from report_storage import storage_section
 
 
 def ingest_table(ingest: dict) -> list[str]:
@@ -263,6 +264,7 @@ def main() -> None:
             f"p99 < 50 ms at 1 confirm/s: {verdict(1 in rows_at and rows_at[1]['p99_ms'] < 50)}.",
             "",
         ]
+    out += storage_section(load("storage"))
     out += robustness_sections(load("crash"), load("fuzz"))
     notes = HERE / "NOTES.md"
     if notes.exists():
