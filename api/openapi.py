@@ -201,7 +201,7 @@ DOCUMENT: dict[str, Any] = {
         },
         "/actuator/health": {
             "get": {
-                "summary": "Readiness: db, diskSpace, kafka, fileSystem",
+                "summary": "Readiness: db, diskSpace, kafka, fileSystem (the store: a directory, or the bucket)",
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Health"}, "All components UP"),
                     "503": _json({"$ref": "#/components/schemas/Health"}, "A component is DOWN"),

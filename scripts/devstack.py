@@ -8,6 +8,9 @@
                                      fleet test), installing Debian's `chromium`, `jq` and `nginx`
                                      when missing and we are root.
 `python scripts/devstack.py nginx`   the same for nginx alone (`make run-fleet`).
+`python scripts/devstack.py s3`      runs moto's S3 server in the foreground at AWS_ENDPOINT_URL and
+                                     creates IMAGES_STORAGE_URL's bucket with compose's policy
+                                     (`make run` on object storage; README "Object storage").
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import pymysql
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's packages, and scripts.s3
 
 from adapters.db.mariadb import apply_schema
 from core.dsn import DbDsn
@@ -131,6 +135,43 @@ def broker(bootstrap: str) -> None:
     )
 
 
+def s3_server(settings: Settings) -> None:
+    """Run moto's S3 server where AWS_ENDPOINT_URL points and create the storage URL's bucket; wait for Ctrl-C."""
+    from urllib.parse import urlsplit
+
+    from scripts.s3 import create_bucket, moto_command
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    where = urlsplit(endpoint)
+    if settings.storage.local or where.hostname not in LOCAL_HOSTS or not where.port:
+        sys.exit(
+            "set IMAGES_STORAGE_URL=s3://bucket and AWS_ENDPOINT_URL=http://127.0.0.1:PORT (README, Object storage)"
+        )
+    server = subprocess.Popen(moto_command(where.port, where.hostname))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # through `finally`: the server stops with us
+    try:
+        deadline = time.monotonic() + 30
+        while not _listens(where.hostname, where.port):
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit(f"moto's S3 server did not start on {endpoint}")
+            time.sleep(0.2)
+        create_bucket(endpoint, settings.storage.bucket)
+        print(f"S3 at {endpoint}, bucket {settings.storage.bucket} (policy: compose/s3/public-read.json)", flush=True)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _listens(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
 def main() -> None:
     settings = Settings.from_env(os.environ)
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -145,6 +186,8 @@ def main() -> None:
         ensure_tools(("nginx",))
     elif what == "broker":
         broker(settings.kafka_bootstrap)
+    elif what == "s3":
+        s3_server(settings)
     else:
         sys.exit(__doc__)
 

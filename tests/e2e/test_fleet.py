@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -35,9 +35,10 @@ from tests.processes import ROOT, settings_env
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+@dataclass
 class Fleet(Stack):
-    nginx: str = ""
-    aws: dict[str, str] = {}  # noqa: RUF012  (set once per fixture)
+    nginx: str = ""  # nginx's URL: every request of the tests goes through it
+    aws: dict[str, str] = field(default_factory=dict)  # the AWS_* variables of the replicas and the CLI
 
     def members_named(self, prefix: str) -> list[str]:
         return [n for n in self.processes if n.startswith(prefix)]
@@ -61,8 +62,7 @@ def fleet(database: DbDsn, kafka: str, s3_endpoint: str, tmp_path_factory: pytes
         serve_images=False,
         worker_app_id=f"fleet-workers-{nginx_port}",
     )
-    s = Fleet(settings, root)
-    s.nginx, s.aws = f"http://127.0.0.1:{nginx_port}", aws
+    s = Fleet(settings, root, nginx=f"http://127.0.0.1:{nginx_port}", aws=aws)
     with pytest.MonkeyPatch.context() as env:
         for name, value in aws.items():
             env.setenv(name, value)  # the test's own S3 clients, and create_bucket
