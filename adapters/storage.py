@@ -73,11 +73,13 @@ async def open_storage(settings: Settings, *, backend: Backend | None = None) ->
         yield LocalStorage(url.location, backend=backend)
         return
     async with AsyncExitStack() as stack:
-        # Entered again on each try: a failed try has closed its own client.
-        opening = lambda: S3Store.open(url.bucket, url.prefix, path_style=settings.s3_path_style)  # noqa: E731
-        store = await until_available(
-            "object-store", lambda: stack.enter_async_context(opening()), retry_on=is_unavailable
-        )
+
+        async def opened() -> S3Store:  # entered anew on each try: a failed try has closed its own client
+            return await stack.enter_async_context(
+                S3Store.open(url.bucket, url.prefix, path_style=settings.s3_path_style)
+            )
+
+        store = await until_available("object-store", opened, retry_on=is_unavailable)
         storage = S3Storage(
             store,
             settings.scratch_dir,

@@ -154,3 +154,30 @@ async def test_an_unreachable_store_is_unavailable_and_the_check_says_down(
             assert (await storage.check())[0]
     finally:
         await proxy.cut()
+
+
+async def test_a_store_that_does_not_answer_yet_is_waited_for_at_start(
+    s3_settings: Settings, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    proxy = TcpProxy(services.free_port(), int(s3_endpoint.rsplit(":", 1)[1]))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")  # nothing listens there yet
+
+    async def opened() -> str:
+        async with open_storage(s3_settings) as storage:
+            return storage.name
+
+    with capture_logs() as logs:
+        starting = asyncio.create_task(opened())
+        await services.eventually(
+            lambda: any(e.get("service") == "object-store" for e in logs), timeout_s=30, what="a logged retry"
+        )
+        assert not starting.done()
+        await proxy.start()
+        try:
+            assert await asyncio.wait_for(starting, 30) == f"s3://{s3_settings.storage.bucket}/"
+        finally:
+            await proxy.cut()
