@@ -36,7 +36,8 @@ from core.storage import PROBE_PREFIX
 
 log = structlog.get_logger("s3")
 
-RETRIES = {"mode": "standard", "max_attempts": 3}  # the AWS SDKs' default: two retries, ~1-3 s in all
+# The AWS SDKs' default: 3 tries in all (botocore's `max_attempts` would count the retries only), ~1-3 s.
+RETRIES = {"mode": "standard", "total_max_attempts": 3}
 IMMUTABLE = "public, max-age=31536000, immutable"
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0

@@ -1,0 +1,87 @@
+"""What S3Store does with a server's errors (issue 14): throttling and 5xx retried with backoff,
+a 4xx not retried, and what the retries did not cure told apart: an outage or a refusal.
+
+The server is a small aiohttp app answering as S3 does (XML error bodies), so each answer is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+
+from adapters.s3.store import S3Store
+from core.ports import StoreUnavailable
+from tests import services
+
+Answer = Callable[[int], tuple[int, str | None]]  # n-th PUT (from 1) -> (status, S3 error code or None)
+
+
+def s3_error(status: int, code: str) -> web.Response:
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>test</Message></Error>'
+    return web.Response(status=status, text=body, content_type="application/xml")
+
+
+class FakeS3:
+    """Answers HEAD bucket with 200 and each PUT as `answer` says; counts the PUTs."""
+
+    def __init__(self) -> None:
+        self.puts = 0
+        self.answer: Answer = lambda n: (200, None)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.method == "HEAD":
+            return web.Response(status=200)
+        await request.read()
+        self.puts += 1
+        status, code = self.answer(self.puts)
+        if code is None:
+            return web.Response(status=status, headers={"ETag": '"0"'})
+        return s3_error(status, code)
+
+
+@pytest.fixture
+async def fake_s3(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeS3, S3Store]]:
+    fake = FakeS3()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = services.free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        async with S3Store.open("bucket", endpoint_url=f"http://127.0.0.1:{port}", path_style=True) as store:
+            yield fake, store
+    finally:
+        await runner.cleanup()
+
+
+async def test_throttling_and_5xx_are_retried_and_then_succeed(fake_s3: tuple[FakeS3, S3Store]) -> None:
+    fake, store = fake_s3
+    fake.answer = lambda n: {1: (503, "SlowDown"), 2: (500, "InternalError")}.get(n, (200, None))
+    created: list[str] = []
+    await store.create([("POST/a.jpg", b"x")], created)
+    assert (created, fake.puts) == (["POST/a.jpg"], 3)
+
+
+async def test_a_4xx_is_not_retried_and_is_a_refusal(fake_s3: tuple[FakeS3, S3Store]) -> None:
+    fake, store = fake_s3
+    fake.answer = lambda n: (403, "AccessDenied")
+    with pytest.raises(PermissionError, match="AccessDenied"):
+        await store.create([("POST/a.jpg", b"x")], [])
+    assert fake.puts == 1
+
+
+async def test_5xx_past_the_retries_is_an_outage(fake_s3: tuple[FakeS3, S3Store]) -> None:
+    fake, store = fake_s3
+    fake.answer = lambda n: (503, "ServiceUnavailable")
+    with pytest.raises(StoreUnavailable):
+        await store.create([("POST/a.jpg", b"x")], [])
+    assert fake.puts == 3  # botocore's standard mode: the first try and two retries
