@@ -1,4 +1,4 @@
-"""`GET /images/{key}`: stored files, in local runs (nginx serves them in compose/)."""
+"""`GET /images/{key}`: the files of a `file://` store, in local runs (on S3 the bucket or its CDN serves them)."""
 
 from __future__ import annotations
 

@@ -230,7 +230,7 @@ DOCUMENT: dict[str, Any] = {
         },
         "/images/{key}": {
             "get": {
-                "summary": "Stored files (local runs; nginx in compose)",
+                "summary": "Stored files of a file:// store (local runs; elsewhere nginx or the bucket's CDN)",
                 "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "The file"}, **_errors(404)},
             }

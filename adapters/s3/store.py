@@ -97,8 +97,18 @@ class S3Store:
         return self.prefix + key
 
     async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
-        """PUT every file at once; add each key stored to `created`; raise the first failure."""
-        outcomes = await asyncio.gather(*(self._put(key, data) for key, data in files), return_exceptions=True)
+        """PUT every file at once; add each key stored to `created`; raise the first failure.
+
+        Returns, raises or is cancelled only once every PUT has an outcome, so that `created` is
+        complete when the caller cleans up (the BlobStore port's promise).
+        """
+        puts = asyncio.gather(*(self._put(key, data) for key, data in files), return_exceptions=True)
+        try:
+            outcomes = await asyncio.shield(puts)
+        except asyncio.CancelledError:  # the requests are out: learn what they made, then stop
+            outcomes = await puts
+            created.extend(key for (key, _), outcome in zip(files, outcomes, strict=True) if outcome is None)
+            raise
         created.extend(key for (key, _), outcome in zip(files, outcomes, strict=True) if outcome is None)
         for (key, _), outcome in zip(files, outcomes, strict=True):
             if isinstance(outcome, BaseException):

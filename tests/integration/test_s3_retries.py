@@ -6,7 +6,7 @@ The server is a small aiohttp app answering as S3 does (XML error bodies), so ea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -29,12 +29,15 @@ class FakeS3:
     def __init__(self) -> None:
         self.puts = 0
         self.answer: Answer = lambda n: (200, None)
+        self.before_answer: Callable[[], Awaitable[None]] | None = None  # holds a PUT's answer back
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.method == "HEAD":
             return web.Response(status=200)
         await request.read()
         self.puts += 1
+        if self.before_answer is not None:
+            await self.before_answer()
         status, code = self.answer(self.puts)
         if code is None:
             return web.Response(status=status, headers={"ETag": '"0"'})
@@ -85,3 +88,24 @@ async def test_5xx_past_the_retries_is_an_outage(fake_s3: tuple[FakeS3, S3Store]
     with pytest.raises(StoreUnavailable):
         await store.create([("POST/a.jpg", b"x")], [])
     assert fake.puts == 3  # botocore's standard mode: the first try and two retries
+
+
+async def test_a_cancelled_create_still_lists_what_it_stored(fake_s3: tuple[FakeS3, S3Store]) -> None:
+    import asyncio
+
+    fake, store = fake_s3
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:  # the PUT is out, its answer not back yet
+        arrived.set()
+        await release.wait()
+
+    fake.before_answer = hold
+    created: list[str] = []
+    creating = asyncio.create_task(store.create([("POST/a.jpg", b"x")], created))
+    await asyncio.wait_for(arrived.wait(), 10)
+    creating.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await creating
+    assert created == ["POST/a.jpg"]  # the caller's clean-up removes it
