@@ -135,8 +135,15 @@ class Supervisor:
         self._width = 10
 
     def start(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        # A session of its own: Ctrl-C reaches the supervisor alone, which stops the members in
+        # order (replicas while the broker and the store still answer, then those).
         process = subprocess.Popen(
-            command, cwd=ROOT, env=dict(env or os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env=dict(env or os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.running.append((name, process))
         threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
@@ -190,7 +197,8 @@ def main() -> None:
     )
     supervisor = Supervisor()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or SIGTERM: the members stop in order
+        signal.signal(signum, lambda *_: stop.set())
     try:
         supervisor.start("broker", [sys.executable, "scripts/devstack.py", "broker"], env)
         supervisor.start("s3", moto_command(PORTS["s3"]), env)
@@ -208,8 +216,6 @@ def main() -> None:
             flush=True,
         )
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         supervisor.stop()
 
