@@ -27,10 +27,9 @@ from typing import Any
 import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from aiohttp import ClientError as HttpClientError
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
+from adapters.s3.outcomes import MISSING, code, measured, translated, unavailable
 from core.ports import StoreUnavailable
 from core.storage import PROBE_PREFIX
 
@@ -46,9 +45,6 @@ MAX_CONNECTIONS = 64
 LIST_BATCH = 200
 READ_CHUNK_BYTES = 1024 * 1024
 MAX_READ_BYTES = 64 * 1024 * 1024  # a read with no limit of its own: far above any image this service stores
-# Codes S3 (and compatible servers) answer for throttling, which botocore retries like a 5xx.
-_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded"}
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 class S3Store:
@@ -83,13 +79,13 @@ class S3Store:
             try:
                 await client.head_bucket(Bucket=bucket)
             except ClientError as exc:
-                if _unavailable(exc):
-                    raise StoreUnavailable(f"S3 bucket {bucket!r}: {_code(exc)}") from None
-                raise RuntimeError(f"S3 bucket {bucket!r} is not there or not ours: {_code(exc)}") from None
+                if unavailable(exc):
+                    raise StoreUnavailable(f"S3 bucket {bucket!r}: {code(exc)}") from None
+                raise RuntimeError(f"S3 bucket {bucket!r} is not there or not ours: {code(exc)}") from None
             except Exception as exc:
-                if not _unavailable(exc):
+                if not unavailable(exc):
                     raise
-                raise StoreUnavailable(f"S3 at {client.meta.endpoint_url}: {_code(exc)}") from None
+                raise StoreUnavailable(f"S3 at {client.meta.endpoint_url}: {code(exc)}") from None
             yield cls(client, bucket, prefix)
 
     def object_key(self, key: str) -> str:
@@ -112,26 +108,28 @@ class S3Store:
         created.extend(key for (key, _), outcome in zip(files, outcomes, strict=True) if outcome is None)
         for (key, _), outcome in zip(files, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                failure = _translated(outcome, key)
+                failure = translated(outcome, key)
                 if isinstance(failure, OSError):  # a refusal; an outage is logged once, by its caller
                     log.error("upload_save_failed", store="s3", error=str(failure))
                 raise failure from outcome
 
     async def _put(self, key: str, data: bytes) -> None:
-        await self._client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
+        async with measured("put"):
+            await self._client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
 
     async def write(self, key: str, data: bytes, *, content_type: str) -> int:
         """Store one served object with its Content-Type and the immutable Cache-Control; return its size."""
         try:
-            await self._client.put_object(
-                Bucket=self.bucket,
-                Key=self.object_key(key),
-                Body=data,
-                ContentType=content_type,
-                CacheControl=IMMUTABLE,
-            )
+            async with measured("put"):
+                await self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.object_key(key),
+                    Body=data,
+                    ContentType=content_type,
+                    CacheControl=IMMUTABLE,
+                )
         except Exception as exc:
-            raise _translated(exc, key) from exc
+            raise translated(exc, key) from exc
         return len(data)
 
     async def read(self, key: str, *, max_bytes: int | None = None) -> bytes:
@@ -139,12 +137,13 @@ class S3Store:
         (by default MAX_READ_BYTES: no read takes unbounded memory)."""
         limit = max_bytes if max_bytes is not None else MAX_READ_BYTES
         try:
-            response = await self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
-            async with response["Body"] as body:
-                too_large = int(response.get("ContentLength") or 0) > limit
-                data = b"" if too_large else await _read_at_most(body, limit + 1)
+            async with measured("get"):
+                response = await self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+                async with response["Body"] as body:
+                    too_large = int(response.get("ContentLength") or 0) > limit
+                    data = b"" if too_large else await _read_at_most(body, limit + 1)
         except Exception as exc:
-            raise _translated(exc, key) from exc
+            raise translated(exc, key) from exc
         if too_large or len(data) > limit:  # declared, or a length the headers did not declare
             raise OSError(errno.EFBIG, f"object {key} is over {limit} bytes")
         return data
@@ -152,24 +151,29 @@ class S3Store:
     async def exists(self, key: str) -> bool:
         """Whether an object is stored under the key."""
         try:
-            await self._client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+            async with measured("head"):
+                await self._client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if code(exc) in MISSING:
                 return False
-            raise _translated(exc, key) from exc
+            raise translated(exc, key) from exc
         except Exception as exc:
-            raise _translated(exc, key) from exc
+            raise translated(exc, key) from exc
         return True
 
     async def remove(self, key: str) -> bool:
         """Delete the object if it is there; return whether it was (a HEAD first: DELETE does not say)."""
         if not await self.exists(key):
             return False
-        try:
-            await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
-        except Exception as exc:
-            raise _translated(exc, key) from exc
+        await self._delete(key)
         return True
+
+    async def _delete(self, key: str) -> None:
+        try:
+            async with measured("delete"):
+                await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except Exception as exc:
+            raise translated(exc, key) from exc
 
     async def keep_in_doubt(self, keys: Sequence[str]) -> None:
         """Leave objects whose rows may have committed; the orphan sweep lists the prefix later."""
@@ -180,8 +184,14 @@ class S3Store:
         cutoff = datetime.now(UTC) - timedelta(seconds=seconds)
         batch: list[str] = []
         try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
-            async for page in pages:
+            pages = aiter(
+                self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            )
+            while True:
+                async with measured("list"):
+                    page = await anext(pages, None)
+                if page is None:
+                    break
                 for entry in page.get("Contents", ()):
                     if entry["LastModified"] < cutoff:
                         batch.append(entry["Key"][len(self.prefix) :])
@@ -189,7 +199,7 @@ class S3Store:
                     yield batch
                     batch = []
         except Exception as exc:
-            raise _translated(exc, self.prefix or "/") from exc
+            raise translated(exc, self.prefix or "/") from exc
         if batch:
             yield batch
 
@@ -197,10 +207,7 @@ class S3Store:
         """Write and delete a small object: the bucket answers and takes writes (the health check)."""
         key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
         await self.write(key, b"ok", content_type="text/plain")
-        try:
-            await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
-        except Exception as exc:
-            raise _translated(exc, key) from exc
+        await self._delete(key)
 
 
 async def _read_at_most(body: Any, limit: int) -> bytes:
@@ -211,39 +218,3 @@ async def _read_at_most(body: Any, limit: int) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
     return b"".join(chunks)
-
-
-def _translated(exc: BaseException, key: str) -> BaseException:
-    """What the callers see of an error the client's own retries did not cure."""
-    if isinstance(exc, StoreUnavailable | asyncio.CancelledError):
-        return exc
-    if _unavailable(exc):
-        return StoreUnavailable(f"S3 could not be reached for {key}: {_code(exc)}")
-    if isinstance(exc, OSError):
-        return exc
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in _MISSING:
-            return FileNotFoundError(errno.ENOENT, f"no object {key}")
-        if code in ("AccessDenied", "403"):
-            return PermissionError(errno.EACCES, f"S3 refused {key}: {code}")
-        return OSError(errno.EIO, f"S3 refused {key}: {code}")
-    if isinstance(exc, BotoCoreError):  # no credentials, a parameter botocore refused before sending
-        return OSError(errno.EIO, f"S3 request for {key} not made: {_code(exc)}")
-    return exc
-
-
-def _unavailable(exc: BaseException) -> bool:
-    # Refused, reset, timed out: botocore's own, or the transport's should one get through.
-    if isinstance(exc, BotoConnectionError | HTTPClientError | HttpClientError | ConnectionError | TimeoutError):
-        return True
-    if isinstance(exc, ClientError):
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return status >= 500 or _code(exc) in _THROTTLED
-    return False
-
-
-def _code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "unknown"))
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

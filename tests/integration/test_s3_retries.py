@@ -1,5 +1,6 @@
 """What S3Store does with a server's errors (issue 14): throttling and 5xx retried with backoff,
-a 4xx not retried, and what the retries did not cure told apart: an outage or a refusal.
+a 4xx not retried, and what the retries did not cure told apart (an outage or a refusal) and
+counted on /metrics (object_store_requests_total).
 
 The server is a small aiohttp app answering as S3 does (XML error bodies), so each answer is chosen.
 """
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from adapters.s3.store import S3Store
 from core.ports import StoreUnavailable
@@ -66,28 +68,38 @@ async def fake_s3(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeS3
         await runner.cleanup()
 
 
+def counted(outcome: str) -> float:
+    """object_store_requests_total of PUTs with this outcome, in this process."""
+    return REGISTRY.get_sample_value("object_store_requests_total", {"operation": "put", "outcome": outcome}) or 0.0
+
+
 async def test_throttling_and_5xx_are_retried_and_then_succeed(fake_s3: tuple[FakeS3, S3Store]) -> None:
     fake, store = fake_s3
     fake.answer = lambda n: {1: (503, "SlowDown"), 2: (500, "InternalError")}.get(n, (200, None))
     created: list[str] = []
+    before = counted("ok")
     await store.create([("POST/a.jpg", b"x")], created)
     assert (created, fake.puts) == (["POST/a.jpg"], 3)
+    assert counted("ok") == before + 1  # one request, its retries inside it
 
 
 async def test_a_4xx_is_not_retried_and_is_a_refusal(fake_s3: tuple[FakeS3, S3Store]) -> None:
     fake, store = fake_s3
     fake.answer = lambda n: (403, "AccessDenied")
+    before = counted("refused")
     with pytest.raises(PermissionError, match="AccessDenied"):
         await store.create([("POST/a.jpg", b"x")], [])
-    assert fake.puts == 1
+    assert (fake.puts, counted("refused")) == (1, before + 1)
 
 
 async def test_5xx_past_the_retries_is_an_outage(fake_s3: tuple[FakeS3, S3Store]) -> None:
     fake, store = fake_s3
     fake.answer = lambda n: (503, "ServiceUnavailable")
+    before = counted("unavailable")
     with pytest.raises(StoreUnavailable):
         await store.create([("POST/a.jpg", b"x")], [])
     assert fake.puts == 3  # botocore's standard mode: the first try and two retries
+    assert counted("unavailable") == before + 1
 
 
 async def test_a_cancelled_create_still_lists_what_it_stored(fake_s3: tuple[FakeS3, S3Store]) -> None:
