@@ -205,7 +205,7 @@ async def _convert(
             await storing(lambda: space.fetch(origin_key))
         except FileNotFoundError:
             return Conversion.failed("the uploaded original is missing"), {}
-        except OSError as exc:  # the store refused it (or it is over the upload limit)
+        except (OSError, ValueError) as exc:  # refused by the store, over the upload limit, or a key out of bounds
             return Conversion.failed(f"the uploaded original could not be read: {exc}"), {}
         args = (space.root, origin_key, stem, res.settings.max_image_pixels, widths, space.durable)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -149,6 +150,22 @@ async def test_a_missing_original_in_the_bucket_ends_failed(s3_resources: handle
         s3_resources.pool, "SELECT reason FROM status_history WHERE new_status = 'FAILED' AND image_id = %s", image_id
     )
     assert reason == "the uploaded original is missing"
+
+
+async def test_a_message_naming_a_key_outside_the_workspace_ends_failed_and_writes_nothing_there(
+    s3_resources: handlers.Resources, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    image_id, key, value = await upload(s3_resources, images.jpeg())
+    hostile = "_originals/../../../../escaped.jpg"  # a literal key to S3; a path out of the scratch directory
+    await s3_bucket.put(hostile, images.jpeg())
+    message = json.loads(value)
+    message["payload"]["originKey"] = hostile
+    assert await handlers.handle_uploaded(s3_resources, key, json.dumps(message).encode()) == "FAILED"
+    ((reason,),) = await fetch_all(
+        s3_resources.pool, "SELECT reason FROM status_history WHERE new_status = 'FAILED' AND image_id = %s", image_id
+    )
+    assert "leaves the storage root" in reason
+    assert not any(p.name == "escaped.jpg" for p in tmp_path.rglob("*"))
 
 
 async def test_uploads_answer_503_while_the_store_is_away_and_leave_nothing(
