@@ -17,6 +17,7 @@ import aiomysql
 import pytest
 from aiobotocore.session import get_session
 from PIL import Image
+from structlog.testing import capture_logs
 
 from adapters.db.reference_cache import ReferenceCache
 from adapters.db.sweeps import sweep_expired, sweep_orphans
@@ -133,7 +134,10 @@ async def test_a_worker_converts_from_the_bucket_to_the_bucket(
     s3_resources: handlers.Resources, s3_bucket: Bucket
 ) -> None:
     image_id, key, value = await upload(s3_resources, images.jpeg(800, 400))
-    assert await handlers.handle_uploaded(s3_resources, key, value) == "READY"
+    with capture_logs() as logs:
+        assert await handlers.handle_uploaded(s3_resources, key, value) == "READY"
+    (line,) = [e for e in logs if e["event"] == "image_converted"]
+    assert line["store_ms"] > 0  # the GET of the original and the PUTs, beside queue_ms and convert_ms
     status, url, location, fmt, size, origin = await image_row(s3_resources.pool, image_id)
     assert (status, fmt, origin) == ("READY", "WEBP", None)
     assert await s3_bucket.keys() == sorted([location, location.replace(".webp", "_640w.webp")])  # the original went
