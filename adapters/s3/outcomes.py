@@ -38,22 +38,23 @@ for _operation in OPERATIONS:  # exported as 0 from the start, so a rate() over 
 
 
 @asynccontextmanager
-async def measured(operation: str) -> AsyncIterator[None]:
-    """Count one request by its outcome and time it (object_store_requests_total, ..._seconds)."""
+async def request(operation: str, key: str) -> AsyncIterator[None]:
+    """One S3 request: counted by outcome and timed (object_store_requests_total, ..._seconds), and
+    what failed raised as the callers see it (`translated`: StoreUnavailable or an OSError)."""
     began = time.perf_counter()
-    outcome = "ok"
     try:
         yield
     except asyncio.CancelledError:
-        outcome = ""
         raise
-    except BaseException as exc:
-        outcome = outcome_of(exc)
-        raise
-    finally:
-        if outcome:
-            REQUESTS.labels(operation, outcome).inc()
-            SECONDS.labels(operation).observe(time.perf_counter() - began)
+    except Exception as exc:
+        _observe(operation, outcome_of(exc), began)
+        raise translated(exc, key) from exc
+    _observe(operation, "ok", began)
+
+
+def _observe(operation: str, outcome: str, began: float) -> None:
+    REQUESTS.labels(operation, outcome).inc()
+    SECONDS.labels(operation).observe(time.perf_counter() - began)
 
 
 def outcome_of(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from adapters.s3.outcomes import MISSING, code, measured, translated, unavailable
+from adapters.s3.outcomes import code, request, unavailable
 from core.ports import StoreUnavailable
 from core.storage import PROBE_PREFIX
 
@@ -106,44 +106,37 @@ class S3Store:
             created.extend(key for (key, _), outcome in zip(files, outcomes, strict=True) if outcome is None)
             raise
         created.extend(key for (key, _), outcome in zip(files, outcomes, strict=True) if outcome is None)
-        for (key, _), outcome in zip(files, outcomes, strict=True):
+        for outcome in outcomes:
             if isinstance(outcome, BaseException):
-                failure = translated(outcome, key)
-                if isinstance(failure, OSError):  # a refusal; an outage is logged once, by its caller
-                    log.error("upload_save_failed", store="s3", error=str(failure))
-                raise failure from outcome
+                if isinstance(outcome, OSError):  # a refusal; an outage is logged once, by its caller
+                    log.error("upload_save_failed", store="s3", error=str(outcome))
+                raise outcome
 
     async def _put(self, key: str, data: bytes) -> None:
-        async with measured("put"):
+        async with request("put", key):
             await self._client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
 
     async def write(self, key: str, data: bytes, *, content_type: str) -> int:
         """Store one served object with its Content-Type and the immutable Cache-Control; return its size."""
-        try:
-            async with measured("put"):
-                await self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=self.object_key(key),
-                    Body=data,
-                    ContentType=content_type,
-                    CacheControl=IMMUTABLE,
-                )
-        except Exception as exc:
-            raise translated(exc, key) from exc
+        async with request("put", key):
+            await self._client.put_object(
+                Bucket=self.bucket,
+                Key=self.object_key(key),
+                Body=data,
+                ContentType=content_type,
+                CacheControl=IMMUTABLE,
+            )
         return len(data)
 
     async def read(self, key: str, *, max_bytes: int | None = None) -> bytes:
         """The object's bytes; FileNotFoundError when there is none, OSError(EFBIG) past `max_bytes`
         (by default MAX_READ_BYTES: no read takes unbounded memory)."""
         limit = max_bytes if max_bytes is not None else MAX_READ_BYTES
-        try:
-            async with measured("get"):
-                response = await self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
-                async with response["Body"] as body:
-                    too_large = int(response.get("ContentLength") or 0) > limit
-                    data = b"" if too_large else await _read_at_most(body, limit + 1)
-        except Exception as exc:
-            raise translated(exc, key) from exc
+        async with request("get", key):
+            response = await self._client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+            async with response["Body"] as body:
+                too_large = int(response.get("ContentLength") or 0) > limit
+                data = b"" if too_large else await _read_at_most(body, limit + 1)
         if too_large or len(data) > limit:  # declared, or a length the headers did not declare
             raise OSError(errno.EFBIG, f"object {key} is over {limit} bytes")
         return data
@@ -151,14 +144,10 @@ class S3Store:
     async def exists(self, key: str) -> bool:
         """Whether an object is stored under the key."""
         try:
-            async with measured("head"):
+            async with request("head", key):
                 await self._client.head_object(Bucket=self.bucket, Key=self.object_key(key))
-        except ClientError as exc:
-            if code(exc) in MISSING:
-                return False
-            raise translated(exc, key) from exc
-        except Exception as exc:
-            raise translated(exc, key) from exc
+        except FileNotFoundError:
+            return False
         return True
 
     async def remove(self, key: str) -> bool:
@@ -169,39 +158,30 @@ class S3Store:
         return True
 
     async def _delete(self, key: str) -> None:
-        try:
-            async with measured("delete"):
-                await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
-        except Exception as exc:
-            raise translated(exc, key) from exc
+        async with request("delete", key):
+            await self._client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     async def keep_in_doubt(self, keys: Sequence[str]) -> None:
         """Leave objects whose rows may have committed; the orphan sweep lists the prefix later."""
         log.error("upload_commit_in_doubt", kept=list(keys), store="s3")
 
     async def older_than(self, seconds: float) -> AsyncIterator[list[str]]:
-        """Yield, in batches, the keys under the prefix last modified more than `seconds` ago."""
+        """Yield, a listing page at a time (at most LIST_BATCH keys), the keys under the prefix last
+        modified more than `seconds` ago."""
         cutoff = datetime.now(UTC) - timedelta(seconds=seconds)
-        batch: list[str] = []
-        try:
-            pages = aiter(
-                self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        pages = aiter(
+            self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix, PaginationConfig={"PageSize": LIST_BATCH}
             )
-            while True:
-                async with measured("list"):
-                    page = await anext(pages, None)
-                if page is None:
-                    break
-                for entry in page.get("Contents", ()):
-                    if entry["LastModified"] < cutoff:
-                        batch.append(entry["Key"][len(self.prefix) :])
-                if len(batch) >= LIST_BATCH:
-                    yield batch
-                    batch = []
-        except Exception as exc:
-            raise translated(exc, self.prefix or "/") from exc
-        if batch:
-            yield batch
+        )
+        while True:
+            async with request("list", self.prefix or "/"):
+                page = await anext(pages, None)
+            if page is None:
+                return
+            old = [e["Key"][len(self.prefix) :] for e in page.get("Contents", ()) if e["LastModified"] < cutoff]
+            if old:
+                yield old
 
     async def probe(self) -> None:
         """Write and delete a small object: the bucket answers and takes writes (the health check)."""

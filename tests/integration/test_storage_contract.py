@@ -92,6 +92,17 @@ async def test_listing_by_age_finds_what_is_older_and_not_what_is_newer(storage:
     assert old in listed and new not in listed
 
 
+async def test_a_listing_comes_in_bounded_batches_whatever_the_store_holds(storage: Storage) -> None:
+    from adapters.files.local import LIST_BATCH as LOCAL_BATCH
+    from adapters.s3.store import LIST_BATCH as S3_BATCH
+
+    keys = [f"POST/2025/01/20/{n:04}.webp" for n in range(450)]
+    await storage.blobs.create([(k, b"x") for k in keys], [])
+    batches = [batch async for batch in storage.older_than(-60)]  # a cutoff in the future: every file
+    assert sorted(k for batch in batches for k in batch) == keys
+    assert len(batches) >= 3 and max(map(len, batches)) <= max(LOCAL_BATCH, S3_BATCH) == 200
+
+
 async def test_the_health_check_writes_and_removes_a_probe(storage: Storage) -> None:
     up, details = await storage.check()
     assert up and details["writable"] is True
