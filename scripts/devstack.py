@@ -150,11 +150,8 @@ def s3_server(settings: Settings) -> None:
     server = subprocess.Popen(moto_command(where.port, where.hostname))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # through `finally`: the server stops with us
     try:
-        deadline = time.monotonic() + 30
-        while not _listens(where.hostname, where.port):
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"moto's S3 server did not start on {endpoint}")
-            time.sleep(0.2)
+        if not wait_listening(where.hostname, where.port, timeout_s=30, process=server):
+            sys.exit(f"moto's S3 server did not start on {endpoint}")
         create_bucket(endpoint, settings.storage.bucket)
         print(f"S3 at {endpoint}, bucket {settings.storage.bucket} (policy: compose/s3/public-read.json)", flush=True)
         server.wait()
@@ -165,11 +162,17 @@ def s3_server(settings: Settings) -> None:
         server.wait()
 
 
-def _listens(host: str, port: int) -> bool:
+def wait_listening(host: str, port: int, *, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> bool:
+    """Poll until something accepts connections at host:port; False at the deadline or if `process` exits."""
     import socket
 
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) == 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (process is None or process.poll() is None):
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.2)
+    return False
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: the project's packages, and scripts.s3
 
+from scripts.devstack import wait_listening  # noqa: E402
 from scripts.s3 import create_bucket, moto_command  # noqa: E402
 
 API_REPLICAS, WORKERS, RELAYS = 3, 2, 2
@@ -167,15 +167,8 @@ class Supervisor:
 
 
 def _wait_port(port: int, what: str, timeout_s: float = 60) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    sys.exit(f"{what} did not listen on {port} within {timeout_s:g} s")
+    if not wait_listening("127.0.0.1", port, timeout_s=timeout_s):
+        sys.exit(f"{what} did not listen on {port} within {timeout_s:g} s")
 
 
 def main() -> None:

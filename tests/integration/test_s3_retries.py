@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from adapters.s3.store import S3Store
 from core.ports import StoreUnavailable
 from tests import services
+from tests.conftest import AWS_TEST_CREDENTIALS
 
 Answer = Callable[[int], tuple[int, str | None]]  # n-th PUT (from 1) -> (status, S3 error code or None)
 
@@ -55,11 +56,7 @@ async def fake_s3(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeS3
     await runner.setup()
     port = services.free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for name, value in AWS_TEST_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     try:
         async with S3Store.open("bucket", endpoint_url=f"http://127.0.0.1:{port}", path_style=True) as store:
