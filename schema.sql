@@ -174,6 +174,25 @@ CREATE TABLE IF NOT EXISTS idempotency_claims (
     PRIMARY KEY (key_hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Quotas per uploader (CONTRACT 2.7, core/quotas.py). An upload takes its uploader's row here
+-- first (an upsert: the row lock serialises that uploader's uploads in every replica), then reads
+-- and adds to its minute buckets, all in the upload's own transaction: concurrent uploads can
+-- never count past a limit. Buckets older than a day are swept.
+CREATE TABLE IF NOT EXISTS upload_quota_locks (
+    uploader_id VARCHAR(255) NOT NULL,
+    charged_at  DATETIME(6)  NOT NULL,
+    PRIMARY KEY (uploader_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS upload_usage (
+    uploader_id  VARCHAR(255) NOT NULL,
+    minute_start DATETIME     NOT NULL COMMENT 'UTC minute the uploads fell in',
+    images       INT          NOT NULL,
+    bytes        BIGINT       NOT NULL,
+    PRIMARY KEY (uploader_id, minute_start),
+    KEY idx_usage_minute (minute_start)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- A referenceId is at most 200 characters everywhere (images.reference_id; CONTRACT 2.2). Databases
 -- made before these tables said so are brought in line; on a column that already is VARCHAR(200)
 -- MariaDB changes nothing (no copy), so re-running stays cheap.

@@ -20,6 +20,7 @@ from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert_
 from adapters.images.process_pool import ConverterPool
 from adapters.storage import Storage
 from core.ports import Conversion, FileFacts, Undecodable, UploadUnitOfWork
+from core.quotas import QuotaLimits
 from core.settings import Settings
 from core.upload import UploadPorts
 
@@ -83,12 +84,15 @@ def upload_ports(
     storage: Storage,
     unit_of_work: Callable[[], UploadUnitOfWork],
     converter: ConverterPool | None = None,
+    *,
+    quota: QuotaLimits | None = None,
 ) -> UploadPorts:
-    """The ports of one upload in this process."""
+    """The ports of one upload in this process (`quota`: the uploaders' quotas, HTTP uploads only)."""
     return UploadPorts(
         store=storage.blobs,
         inspector=HeaderInspector(settings.max_image_pixels),
         unit_of_work=unit_of_work,
         transactions=in_transaction_retrying,
         converter=PoolConverter(converter, settings, storage) if converter is not None else None,
+        quota=quota,
     )

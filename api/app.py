@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
+from adapters.auth.tokens import token_verifier
 from adapters.db import mariadb
 from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
+from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache, reload_daily
 from adapters.files.store import FileStore
 from adapters.files.writer_process import FileWriterProcess
@@ -20,9 +22,10 @@ from adapters.outage import Outage
 from adapters.retry import until_available
 from adapters.storage import Storage, open_storage
 from adapters.upload_ports import upload_ports
-from api import confirm, docs, files, health, images, keys, openapi, uploads
+from api import confirm, cors, docs, files, health, images, keys, openapi, uploads
+from api.auth import auth_middleware
 from api.errors import error_middleware
-from core.ports import StoreUnavailable
+from core.ports import StoreUnavailable, UploadUnitOfWork
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -30,8 +33,13 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings) -> web.Application:
     """Build the app; pools open on startup and close on cleanup."""
-    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[error_middleware()])
+    verifier = token_verifier(settings)
+    middlewares = [error_middleware()] + ([auth_middleware(verifier)] if verifier is not None else [])
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=middlewares)
     app[keys.SETTINGS] = settings
+    if verifier is not None:
+        app[keys.VERIFIER] = verifier
+        app.cleanup_ctx.append(_token_keys)
     configure_pillow(settings.max_image_pixels)  # headers are read here at upload: the same limit as ours
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_converter)
@@ -44,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_uploads)
     add_routes(app, settings)
+    cors.allow_origins(app, settings.cors_origins)
     return app
 
 
@@ -55,7 +64,8 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/api/v1/images/{image_id:(?!confirm$)[^/]+}", images.get_image)
     app.router.add_post("/api/v1/images/confirm", confirm.confirm_batch)
     app.router.add_post("/api/v1/images/confirm/{reference_id}", confirm.confirm_single)
-    app.router.add_get("/metrics", images.metrics)
+    if not settings.api_metrics_port:  # else served on its own port only (api/server.py)
+        app.router.add_get("/metrics", images.metrics)
     app.router.add_get("/openapi.json", openapi.openapi)
     # Swagger UI for that document, from swagger-ui-py's bundled copy (nothing vendored here).
     docs.add_docs(app, title="image-server API")
@@ -90,6 +100,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     log.info("database_pool_closed")
 
 
+async def _token_keys(app: web.Application) -> AsyncIterator[None]:
+    """The issuer's keys (JWKS: fetched in the background, refreshed); a secret needs nothing."""
+    keys_ = app[keys.VERIFIER].keys
+    await keys_.start()
+    yield
+    await keys_.close()
+
+
 async def _file_writer(app: web.Application) -> AsyncIterator[None]:
     """The helper process of uploads' durable writes: started with the app, closed after the last request."""
     writer = app[keys.FILE_WRITER]
@@ -118,9 +136,14 @@ async def _writable(storage: Storage) -> None:
 
 async def _uploads(app: web.Application) -> AsyncIterator[None]:
     """The ports of an upload: its transaction group-committed with others, its files in the storage."""
-    settings, group, storage = app[keys.SETTINGS], app[keys.GROUP_COMMIT], app[keys.STORAGE]
-    app[keys.UPLOADS] = upload_ports(settings, storage, lambda: GroupedUnitOfWork(group))
-    app[keys.SYNC_UPLOADS] = upload_ports(settings, storage, lambda: GroupedUnitOfWork(group), app[keys.CONVERTER])
+    settings, group, storage, pool = app[keys.SETTINGS], app[keys.GROUP_COMMIT], app[keys.STORAGE], app[keys.POOL]
+    # Quotas read an uploader's usage in the upload's transaction: the write-only group commit cannot.
+    quota = settings.quota if settings.quota.active else None
+    unit: Callable[[], UploadUnitOfWork] = (
+        (lambda: MariaDbUnitOfWork(pool)) if quota is not None else (lambda: GroupedUnitOfWork(group))
+    )
+    app[keys.UPLOADS] = upload_ports(settings, storage, unit, quota=quota)
+    app[keys.SYNC_UPLOADS] = upload_ports(settings, storage, unit, app[keys.CONVERTER], quota=quota)
     yield
 
 

@@ -12,13 +12,15 @@ from aiohttp import web
 from adapters.db.mariadb import MariaDbUnitOfWork, in_transaction_retrying
 from adapters.ids import new_id
 from api import idempotent, keys
-from core import errors, idempotency, services
+from api.auth import caller
+from core import auth, errors, idempotency, services
 from core.idempotency import Remember
 from core.images import Image
 
 
 async def confirm_single(request: web.Request) -> web.Response:
     """`POST /api/v1/images/confirm/{referenceId}?imageId=X`; `imageId=""` deletes all."""
+    auth.require(caller(request), auth.CONFIRM)
     reference_id = request.match_info["reference_id"]
     if "imageId" not in request.query:
         raise errors.ValidationError("imageId is required")
@@ -28,12 +30,13 @@ async def confirm_single(request: web.Request) -> web.Response:
         raise errors.ValidationError("imageId must not be blank")
     meaning = [b"single", reference_id.encode(), image_id.encode(), (reference_type or "").encode()]
     if image_id == "":
-        return await _once(request, meaning, _delete_all(reference_id, reference_type))
+        return await _once(request, meaning, _delete_all(request, reference_id, reference_type))
     return await _once(request, meaning, _confirm(request, reference_id, [image_id]))
 
 
 async def confirm_batch(request: web.Request) -> web.Response:
     """`POST /api/v1/images/confirm` with `{"imageIds": [...], "referenceId": "..."}`; `[]` deletes all."""
+    auth.require(caller(request), auth.CONFIRM)
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(reason="Content-Type must be application/json")
     try:
@@ -45,7 +48,7 @@ async def confirm_batch(request: web.Request) -> web.Response:
     if not image_ids:
         reference_type = _reference_type(request, body.get("referenceType"))
         meaning.append((reference_type or "").encode())
-        return await _once(request, meaning, _delete_all(reference_id, reference_type))
+        return await _once(request, meaning, _delete_all(request, reference_id, reference_type))
     return await _once(request, meaning, _confirm(request, reference_id, image_ids))
 
 
@@ -76,6 +79,7 @@ UseCase = Callable[[MariaDbUnitOfWork, datetime, Remember | None], Awaitable[ser
 def _confirm(request: web.Request, reference_id: str, image_ids: list[str]) -> UseCase:
     references = request.app[keys.REFERENCES].data
     request[keys.LOG_FIELDS] = {"reference_id": reference_id, "image_ids": image_ids}
+    who = caller(request)
     return lambda uow, now, remember: services.confirm_images(
         uow,
         reference_id=reference_id,
@@ -83,19 +87,30 @@ def _confirm(request: web.Request, reference_id: str, image_ids: list[str]) -> U
         references=references,
         now=now,
         new_id=new_id,
+        by=who.subject,
         remember=remember,
+        caller=who,
     )
 
 
-def _delete_all(reference_id: str, reference_type: str | None) -> UseCase:
+def _delete_all(request: web.Request, reference_id: str, reference_type: str | None) -> UseCase:
+    who = caller(request)
     return lambda uow, now, remember: services.delete_all(
-        uow, reference_id=reference_id, reference_type=reference_type, now=now, new_id=new_id, remember=remember
+        uow,
+        reference_id=reference_id,
+        reference_type=reference_type,
+        now=now,
+        new_id=new_id,
+        by=who.subject,
+        remember=remember,
+        caller=who,
     )
 
 
 async def _once(request: web.Request, meaning: list[bytes], use_case: UseCase) -> web.Response:
     """Answer 200 with no body, once per Idempotency-Key (api/idempotent.py)."""
-    keyed = await idempotent.keyed(request, idempotency.CONFIRM, "", meaning)
+    # A key is the caller's own: another caller's request under the same key is not its replay.
+    keyed = await idempotent.keyed(request, idempotency.CONFIRM, caller(request).subject or "", meaning)
 
     async def work(remember: Remember | None) -> list[Image]:
         await _run(request, lambda uow, now: use_case(uow, now, remember))

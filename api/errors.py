@@ -16,6 +16,8 @@ from aiohttp import hdrs, web
 from adapters.db.mariadb import is_unreachable
 from adapters.outage import Outage
 from api import keys, metrics
+from api.auth import challenge
+from core import errors
 from core.errors import DomainError
 from core.events import iso
 from core.ports import StoreUnavailable
@@ -48,6 +50,9 @@ STATUS_OF_CODE: dict[str, int] = {
     "IDEMPOTENCY_REQUEST_IN_PROGRESS": 409,
     "INTERNAL_SERVER_ERROR": 500,
     "SERVICE_UNAVAILABLE": 503,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "QUOTA_EXCEEDED": 429,
 }
 # How long a client is asked to wait while MariaDB cannot be reached (CONTRACT 2).
 RETRY_AFTER_S = 5
@@ -104,6 +109,7 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
             response = error_response(request, 400, "VALIDATION_ERROR", "the client closed the connection mid-request")
         except DomainError as exc:
             response = error_response(request, STATUS_OF_CODE.get(exc.code, 400), exc.code, exc.message)
+            response.headers.update(_headers_of(exc))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -126,6 +132,17 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
         return response
 
     return middleware
+
+
+def _headers_of(exc: DomainError) -> dict[str, str]:
+    """What an error answer says beyond its body: the bearer challenge, when to retry."""
+    if isinstance(exc, errors.Unauthorized | errors.Forbidden):
+        return {hdrs.WWW_AUTHENTICATE: challenge(exc)}
+    if isinstance(exc, errors.QuotaExceeded):
+        return {hdrs.RETRY_AFTER: str(exc.retry_after_s)}
+    if isinstance(exc, errors.ServiceUnavailable):
+        return {hdrs.RETRY_AFTER: str(RETRY_AFTER_S)}
+    return {}
 
 
 def _outage(exc: Exception) -> tuple[web.AppKey[Outage], str] | None:

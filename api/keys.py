@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiomysql
 from aiohttp import web
 
+from adapters.auth.tokens import TokenVerifier
 from adapters.db.group_commit import GroupCommit
 from adapters.db.reference_cache import ReferenceCache
 from adapters.files.store import FileStore
@@ -12,6 +13,7 @@ from adapters.files.writer_process import FileWriterProcess
 from adapters.images.process_pool import ConverterPool
 from adapters.outage import Outage
 from adapters.storage import Storage
+from core.auth import Caller
 from core.settings import Settings
 from core.upload import UploadPorts
 
@@ -27,6 +29,8 @@ UPLOADS = web.AppKey("uploads", UploadPorts)  # an upload's ports: group commit,
 SYNC_UPLOADS = web.AppKey("sync_uploads", UploadPorts)  # the same, converting in CONVERTER first
 OUTAGE = web.AppKey("outage", Outage)  # MariaDB's: one log line per outage, requests answer 503
 STORE_OUTAGE = web.AppKey("store_outage", Outage)  # the object store's, the same way
+VERIFIER = web.AppKey("verifier", TokenVerifier)  # bearer tokens' (IMAGES_AUTH=jwt)
+CALLER = web.RequestKey("caller", Caller)  # who sent the request (api/auth.py)
 # Fields a handler adds to the request's one canonical log line (image ids, reference id, ...).
 LOG_FIELDS = web.RequestKey("log_fields", dict)
 ERROR_CODE = web.RequestKey("error_code", str)  # the contract's code of an error answer, for the metrics

@@ -18,7 +18,9 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from api import keys
 from api.errors import CODE_OF_STATUS, error_body
+from api.images import render_metrics
 
 log = structlog.get_logger("api")
 
@@ -59,10 +61,15 @@ class ApiRunner(web.AppRunner):
         return _JsonErrorServer(made.request_handler, **{**self._kwargs, "request_factory": made.request_factory})
 
 
-async def serve(app: web.Application, host: str, port: int, **runner_args: Any) -> None:
-    """Serve `app` until SIGTERM or SIGINT; then stop accepting, finish in-flight requests, clean up."""
+async def serve(app: web.Application, host: str, port: int, *, metrics_port: int = 0, **runner_args: Any) -> None:
+    """Serve `app` until SIGTERM or SIGINT; then stop accepting, finish in-flight requests, clean up.
+
+    With `metrics_port`, `/metrics` is served there alone, for Prometheus on a private network,
+    and not on the API's port (api/app.py leaves it out).
+    """
     runner = ApiRunner(app, access_log=None, **runner_args)
     await runner.setup()
+    metrics_runner = _metrics_runner(app) if metrics_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -70,7 +77,24 @@ async def serve(app: web.Application, host: str, port: int, **runner_args: Any) 
     try:
         await web.TCPSite(runner, host, port).start()
         log.info("api_listening", url=f"http://{host}:{port}/")
+        if metrics_runner is not None:
+            await metrics_runner.setup()
+            await web.TCPSite(metrics_runner, host, metrics_port).start()
+            log.info("metrics_listening", url=f"http://{host}:{metrics_port}/metrics")
         await stop.wait()
         log.info("stopping")
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
+
+
+def _metrics_runner(app: web.Application) -> web.AppRunner:
+    """A listener of its own for `/metrics`, reading the api app's pool."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        return await render_metrics(app[keys.POOL])
+
+    metrics_app = web.Application()
+    metrics_app.router.add_get("/metrics", metrics)
+    return web.AppRunner(metrics_app, access_log=None)

@@ -27,7 +27,8 @@ from multipart import (
 
 from adapters.ids import new_id
 from api import idempotent, keys, metrics
-from core import errors, idempotency
+from api.auth import caller
+from core import auth, errors, idempotency
 from core.idempotency import Remember, StoredAnswer
 from core.images import Image, ImageStatus
 from core.upload import IncomingFile, UploadForm
@@ -54,6 +55,8 @@ class _Body:
 async def upload(request: web.Request) -> web.Response:
     """Accept one (`file`) or many (`files`) images; `?sync=true` converts before answering."""
     settings = request.app[keys.SETTINGS]
+    who = caller(request)
+    auth.require(who, auth.UPLOAD)  # before a byte of the body is read
     if request.content_type != "multipart/form-data":
         raise web.HTTPUnsupportedMediaType(reason="Content-Type must be multipart/form-data")
     if (request.content_length or 0) > settings.max_request_bytes:
@@ -65,7 +68,8 @@ async def upload(request: web.Request) -> web.Response:
         await _drain(request, body)
         raise
     sync = request.query.get("sync", "").lower() == "true"
-    form = UploadForm(fields.get("uploaderId"), fields.get("category"), single, multi, sync=sync)
+    uploader = auth.uploader_of(who, fields.get("uploaderId"))  # with a token: its subject
+    form = UploadForm(uploader, fields.get("category"), single, multi, sync=sync)
     meaning = [b"sync" if sync else b"async", (form.category or "").encode(), b"files" if multi else b"file"]
     meaning += [part for f in form.files for part in ((f.file_name or "").encode(), f.data)]
     keyed = await idempotent.keyed(request, idempotency.UPLOAD, form.uploader_id or "", meaning)

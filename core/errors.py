@@ -99,3 +99,39 @@ class IdempotencyRequestInProgress(DomainError):
 
 class IllegalTransition(InvalidImageStatus):
     """A status change the state table of CONTRACT section 3 does not allow."""
+
+
+class Unauthorized(DomainError):
+    """No token, or one that cannot be trusted (RFC 6750 3.1: `error` is None when none was sent)."""
+
+    code = "UNAUTHORIZED"
+
+    def __init__(self, message: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class Forbidden(DomainError):
+    """A trusted caller without the permission (`scope`: the scope it lacks, when one would do)."""
+
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class QuotaExceeded(DomainError):
+    """The uploader's quota would be exceeded; it fits again after `retry_after_s`."""
+
+    code = "QUOTA_EXCEEDED"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ServiceUnavailable(DomainError):
+    """Something the request needs cannot be reached now; nothing was done (CONTRACT 2: 503, retry)."""
+
+    code = "SERVICE_UNAVAILABLE"

@@ -11,6 +11,7 @@ from typing import Protocol, Self, TypeVar
 from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, StatusChange
+from core.quotas import Usage
 from core.variants import Sizes, Variant, VariantFile
 
 T = TypeVar("T")
@@ -136,11 +137,24 @@ class UploadImages(Protocol):
     async def add_variants(self, image_id: str, variants: Sequence[Variant]) -> None: ...
 
 
+class UploadQuotas(Protocol):
+    """An uploader's usage (core/quotas.py), read under the uploader's lock and counted in the upload's transaction.
+
+    Reading needs a transaction that can read: with quotas on, uploads do not go through the
+    write-only group commit.
+    """
+
+    async def usage_locked(self, uploader_id: str, *, since: datetime) -> list[Usage]: ...
+    async def add(self, uploader_id: str, usage: Usage) -> None: ...
+
+
 class UploadUnitOfWork(Protocol):
-    """A write-only transaction, all an upload needs: it can be committed with others (group commit)."""
+    """The transaction of an upload: write-only (committed with others by the group commit) unless quotas read."""
 
     @property
     def images(self) -> UploadImages: ...
+    @property
+    def quotas(self) -> UploadQuotas: ...
     @property
     def outbox(self) -> Outbox: ...
     @property

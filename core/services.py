@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core import confirm, errors, uploads
+from core import auth, confirm, errors, quotas, uploads
+from core.auth import ANONYMOUS, Caller
 from core.confirm import ConfirmPlan
 from core.events import Envelope, image_processed
 from core.idempotency import Remember
@@ -35,14 +36,18 @@ async def record_uploads(
     new_id: NewId,
     converted: Sequence[Conversion] | None = None,
     remember: Remember | None = None,
+    quota: quotas.QuotaLimits | None = None,
 ) -> list[Image]:
     """Insert the images (TEMP, or READY when converted), storage rows, history and outbox rows.
 
     All of a request's images commit together or not at all (multi uploads are all-or-nothing).
-    Async uploads announce IMAGE_UPLOADED for the workers; sync ones IMAGE_READY.
+    Async uploads announce IMAGE_UPLOADED for the workers; sync ones IMAGE_READY. With a quota,
+    the uploader's usage is checked and counted first, in this transaction, under its lock.
     """
     images: list[Image] = []
     async with uow:
+        if quota is not None and quota.active and originals:
+            await _charge(uow, quota, originals, now)
         for i, original in enumerate(originals):
             done = converted[i] if converted is not None else None
             status = ImageStatus.READY if done else ImageStatus.TEMP
@@ -77,6 +82,17 @@ async def record_uploads(
     return images
 
 
+async def _charge(
+    uow: UploadUnitOfWork, quota: quotas.QuotaLimits, originals: Sequence[uploads.StoredOriginal], now: datetime
+) -> None:
+    """Count an upload against its uploader's quota, or raise QUOTA_EXCEEDED (concurrent uploads serialise)."""
+    uploader = originals[0].uploader_id
+    nbytes = sum(o.origin_size for o in originals)
+    usage = await uow.quotas.usage_locked(uploader, since=quotas.oldest_counted(now, quota.longest_window))
+    quotas.check(quota, usage, now, len(originals), nbytes)
+    await uow.quotas.add(uploader, quotas.Usage(quotas.minute_of(now), len(originals), nbytes))
+
+
 def _storage_row(original: uploads.StoredOriginal, done: Conversion | None) -> StorageRecord:
     return StorageRecord(
         image_id=original.image_id,
@@ -109,6 +125,7 @@ async def confirm_images(
     new_id: NewId,
     by: str | None = None,
     remember: Remember | None = None,
+    caller: Caller = ANONYMOUS,
 ) -> ConfirmResult:
     """Make `image_ids` the reference's complete ordered list, in one transaction (CONTRACT 2.2-2.5).
 
@@ -120,6 +137,7 @@ async def confirm_images(
     async with uow:
         found = await uow.images.get_many(image_ids)
         reference_type = confirm.reference_type_of(image_ids, found)
+        auth.require_reference_type(caller, reference_type)
         rule = references.rule_for(reference_type)
         if rule is None:
             raise errors.ReferenceTypeNotFound(f"unknown reference type {reference_type}")
@@ -146,12 +164,19 @@ async def delete_all(
     new_id: NewId,
     by: str | None = None,
     remember: Remember | None = None,
+    caller: Caller = ANONYMOUS,
 ) -> ConfirmResult:
-    """Delete every image of the reference (CONTRACT 2.4); without a type, of each type using that id."""
+    """Delete every image of the reference (CONTRACT 2.4); without a type, of each type using that id.
+
+    A caller limited to some reference types deletes only theirs: product "7" is not profile "7".
+    """
     confirm.check_reference_id(reference_id)
+    if reference_type:
+        auth.require_reference_type(caller, reference_type)
     applied: list[ConfirmPlan] = []
     async with uow:
         types = [reference_type] if reference_type else await uow.images.referenced_types(reference_id)
+        types = auth.confirmable(caller, types)
         for code in types:
             await uow.images.lock_reference(code, reference_id, now)
             current = await uow.images.confirmed_of(code, reference_id, for_update=True)

@@ -6,9 +6,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
 
+from core import values
 from core.dsn import DbDsn, parse_dsn
+from core.quotas import QuotaLimits
 from core.storage import StorageUrl, parse_storage_url
 from core.variants import DEFAULT_VARIANT_WIDTHS, VariantWidths, parse_widths
 
@@ -19,72 +20,17 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true/false")
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be > 0")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be >= 0")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be > 0")
-    return value
-
-
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a TCP port (0-65535)")
-    return value
-
-
-def _base_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http(s) URL")
-    return raw if raw.endswith("/") else raw + "/"
-
-
-def _hosts(raw: str) -> tuple[str, ...]:
-    return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
-
-
-def _log_level(raw: str) -> str:
-    level = raw.strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
-    return level
-
-
-def _log_format(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in ("auto", "json", "console"):
-        raise ValueError("expected auto, json or console")
-    return value
-
-
-def _nonblank(raw: str) -> str:
-    if not raw.strip():
-        raise ValueError("must not be blank")
-    return raw.strip()
+def check_auth(settings: Settings) -> None:
+    """Refuse an IMAGES_AUTH=jwt without a key source, issuer and audience, naming the variable."""
+    if settings.auth != "jwt":
+        return
+    if bool(settings.auth_jwks_url) == bool(settings.auth_hs256_secret_file):
+        raise SettingsError(
+            "IMAGES_AUTH=jwt needs exactly one of IMAGES_AUTH_JWKS_URL and IMAGES_AUTH_HS256_SECRET_FILE"
+        )
+    for name, value in (("ISSUER", settings.auth_issuer), ("AUDIENCE", settings.auth_audience)):
+        if not value:
+            raise SettingsError(f"IMAGES_AUTH=jwt needs IMAGES_AUTH_{name}: tokens are checked against it")
 
 
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
@@ -95,18 +41,18 @@ def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> A
 class Settings:
     """Every tunable of the service; defaults suit a local run."""
 
-    api_host: str = _setting("API_HOST", _nonblank, "127.0.0.1", "Address the API listens on")
-    api_port: int = _setting("API_PORT", _port, 8080, "Port the API listens on")
+    api_host: str = _setting("API_HOST", values.nonblank, "127.0.0.1", "Address the API listens on")
+    api_port: int = _setting("API_PORT", values.port, 8080, "Port the API listens on")
     db_dsn: DbDsn = _setting("DB_DSN", parse_dsn, parse_dsn("mysql://root@127.0.0.1:3306/images"), "MariaDB DSN")
-    db_pool_size: int = _setting("DB_POOL_SIZE", _positive_int, 10, "Connections per process pool")
+    db_pool_size: int = _setting("DB_POOL_SIZE", values.positive_int, 10, "Connections per process pool")
     kafka_bootstrap: str = _setting(
-        "KAFKA_BOOTSTRAP", _nonblank, "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"
+        "KAFKA_BOOTSTRAP", values.nonblank, "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"
     )
     kafka_idempotence: bool = _setting(
-        "KAFKA_IDEMPOTENCE", _bool, False, "Idempotent producer: on for Apache Kafka, off for tansu"
+        "KAFKA_IDEMPOTENCE", values.flag, False, "Idempotent producer: on for Apache Kafka, off for tansu"
     )
     kafka_replication_factor: int = _setting(
-        "KAFKA_REPLICATION_FACTOR", _positive_int, 1, "Replication factor of topics created at start"
+        "KAFKA_REPLICATION_FACTOR", values.positive_int, 1, "Replication factor of topics created at start"
     )
     storage_url: StorageUrl | None = _setting(
         "STORAGE_URL",
@@ -115,29 +61,37 @@ class Settings:
         "Where image files live: `file:///dir` or `s3://bucket/prefix` (empty: `file:` IMAGES_UPLOAD_DIR)",
     )
     upload_dir: str = _setting(
-        "UPLOAD_DIR", _nonblank, "./var/uploads", "Storage root when IMAGES_STORAGE_URL is empty (a file:// store)"
+        "UPLOAD_DIR",
+        values.nonblank,
+        "./var/uploads",
+        "Storage root when IMAGES_STORAGE_URL is empty (a file:// store)",
     )
     s3_path_style: bool = _setting(
-        "S3_PATH_STYLE", _bool, False, "Path-style S3 addressing (MinIO, moto); off: virtual-hosted, as AWS prefers"
+        "S3_PATH_STYLE",
+        values.flag,
+        False,
+        "Path-style S3 addressing (MinIO, moto); off: virtual-hosted, as AWS prefers",
     )
     scratch_dir: str = _setting(
         "SCRATCH_DIR",
-        _nonblank,
+        values.nonblank,
         "./var/scratch",
         "Local scratch space of conversions when storage is s3:// (each process its own; nothing kept)",
     )
     base_url: str = _setting(
         "BASE_URL",
-        _base_url,
+        values.base_url,
         "http://127.0.0.1:8080/images/",
         "Public URL prefix of the stored files (required with s3://: the bucket's or its CDN's URL)",
     )
     serve_images: bool = _setting(
-        "SERVE_IMAGES", _bool, True, "Serve /images/ from a file:// store (off behind nginx; never for s3://)"
+        "SERVE_IMAGES", values.flag, True, "Serve /images/ from a file:// store (off behind nginx; never for s3://)"
     )
-    max_file_bytes: int = _setting("MAX_FILE_BYTES", _positive_int, 10 * 1024 * 1024, "Per-file limit")
-    max_request_bytes: int = _setting("MAX_REQUEST_BYTES", _positive_int, 100 * 1024 * 1024, "Per-request limit")
-    max_image_pixels: int = _setting("MAX_IMAGE_PIXELS", _positive_int, 50_000_000, "Largest width*height accepted")
+    max_file_bytes: int = _setting("MAX_FILE_BYTES", values.positive_int, 10 * 1024 * 1024, "Per-file limit")
+    max_request_bytes: int = _setting("MAX_REQUEST_BYTES", values.positive_int, 100 * 1024 * 1024, "Per-request limit")
+    max_image_pixels: int = _setting(
+        "MAX_IMAGE_PIXELS", values.positive_int, 50_000_000, "Largest width*height accepted"
+    )
     variant_widths: VariantWidths = _setting(
         "VARIANT_WIDTHS",
         parse_widths,
@@ -145,85 +99,133 @@ class Settings:
         "Variant widths per reference type, over the defaults: `PRODUCT=320,640;PROFILE=` (empty: none)",
     )
     keep_originals: bool = _setting(
-        "KEEP_ORIGINALS", _bool, False, "Keep the uploaded original after a successful conversion"
+        "KEEP_ORIGINALS", values.flag, False, "Keep the uploaded original after a successful conversion"
     )
     convert_processes: int = _setting(
-        "CONVERT_PROCESSES", _non_negative_int, 0, "Conversion processes per process (0 = CPU count)"
+        "CONVERT_PROCESSES", values.non_negative_int, 0, "Conversion processes per process (0 = CPU count)"
     )
     convert_memory_mb: int = _setting(
         "CONVERT_MEMORY_MB",
-        _positive_int,
+        values.positive_int,
         1280,
         "Memory ceiling of each conversion process (50 MP with transparency peaks at ~1170)",
     )
     convert_timeout_s: float = _setting(
-        "CONVERT_TIMEOUT_S", _positive_float, 60.0, "Time limit of one conversion; past it the image ends FAILED"
+        "CONVERT_TIMEOUT_S", values.positive_float, 60.0, "Time limit of one conversion; past it the image ends FAILED"
     )
     convert_max_attempts: int = _setting(
         "CONVERT_MAX_ATTEMPTS",
-        _positive_int,
+        values.positive_int,
         3,
         "Deliveries of one image whose conversion never finished (its worker died) before it ends FAILED",
     )
     worker_concurrency: int = _setting(
-        "WORKER_CONCURRENCY", _non_negative_int, 0, "Messages in flight per worker (0 = 2 x conversion processes)"
+        "WORKER_CONCURRENCY", values.non_negative_int, 0, "Messages in flight per worker (0 = 2 x conversion processes)"
     )
-    worker_app_id: str = _setting("WORKER_APP_ID", _nonblank, "image-workers", "Faust app id / group")
+    worker_app_id: str = _setting("WORKER_APP_ID", values.nonblank, "image-workers", "Faust app id / group")
     worker_rebalance_timeout_s: float = _setting(
-        "WORKER_REBALANCE_TIMEOUT_S", _positive_float, 10.0, "Consumer group rebalance timeout"
+        "WORKER_REBALANCE_TIMEOUT_S", values.positive_float, 10.0, "Consumer group rebalance timeout"
     )
     uploaded_partitions: int = _setting(
-        "UPLOADED_PARTITIONS", _positive_int, 12, "Partitions of image-uploaded and image-upload-requested"
+        "UPLOADED_PARTITIONS", values.positive_int, 12, "Partitions of image-uploaded and image-upload-requested"
     )
     event_partitions: int = _setting(
-        "EVENT_PARTITIONS", _positive_int, 6, "Partitions of image-processed and *-image-changed"
+        "EVENT_PARTITIONS", values.positive_int, 6, "Partitions of image-processed and *-image-changed"
     )
     fetch_allowed_hosts: tuple[str, ...] = _setting(
-        "FETCH_ALLOWED_HOSTS", _hosts, (), "Hosts upload commands may name in sourceUrl (empty: off)"
+        "FETCH_ALLOWED_HOSTS", values.hosts, (), "Hosts upload commands may name in sourceUrl (empty: off)"
     )
-    fetch_timeout_s: float = _setting("FETCH_TIMEOUT_S", _positive_float, 10.0, "sourceUrl fetch timeout")
-    relay_batch_size: int = _setting("RELAY_BATCH_SIZE", _positive_int, 500, "Outbox rows per batch")
+    fetch_timeout_s: float = _setting("FETCH_TIMEOUT_S", values.positive_float, 10.0, "sourceUrl fetch timeout")
+    relay_batch_size: int = _setting("RELAY_BATCH_SIZE", values.positive_int, 500, "Outbox rows per batch")
     relay_poll_interval_s: float = _setting(
-        "RELAY_POLL_INTERVAL_S", _positive_float, 0.01, "Relay poll interval right after work"
+        "RELAY_POLL_INTERVAL_S", values.positive_float, 0.01, "Relay poll interval right after work"
     )
     relay_idle_interval_s: float = _setting(
-        "RELAY_IDLE_INTERVAL_S", _positive_float, 0.03, "Longest relay poll interval when idle"
+        "RELAY_IDLE_INTERVAL_S", values.positive_float, 0.03, "Longest relay poll interval when idle"
     )
     relay_standby_interval_s: float = _setting(
-        "RELAY_STANDBY_INTERVAL_S", _positive_float, 1.0, "How often a standby relay tries the lock"
+        "RELAY_STANDBY_INTERVAL_S", values.positive_float, 1.0, "How often a standby relay tries the lock"
     )
     relay_retention_days: float = _setting(
-        "RELAY_RETENTION_DAYS", _positive_float, 7.0, "Published outbox rows are kept this long"
+        "RELAY_RETENTION_DAYS", values.positive_float, 7.0, "Published outbox rows are kept this long"
     )
     worker_fetch_max_wait_ms: int = _setting(
         "WORKER_FETCH_MAX_WAIT_MS",
-        _positive_int,
+        values.positive_int,
         100,
         "Longest a worker's Kafka fetch waits for records (faust's fixed 1500 held READY back on tansu)",
     )
     worker_metrics_port: int = _setting(
-        "WORKER_METRICS_PORT", _port, 0, "Port of a worker's Prometheus /metrics (0 = off)"
+        "WORKER_METRICS_PORT", values.port, 0, "Port of a worker's Prometheus /metrics (0 = off)"
     )
     relay_metrics_port: int = _setting(
-        "RELAY_METRICS_PORT", _port, 0, "Port of the relay's Prometheus /metrics (0 = off)"
+        "RELAY_METRICS_PORT", values.port, 0, "Port of the relay's Prometheus /metrics (0 = off)"
     )
-    log_level: str = _setting("LOG_LEVEL", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
-    log_format: str = _setting("LOG_FORMAT", _log_format, "auto", "auto (JSON unless a TTY), json, console")
+    auth: str = _setting(
+        "AUTH", values.auth_mode, "off", "Caller authentication: `off` (anonymous) or `jwt` (docs/security.md)"
+    )
+    auth_jwks_url: str = _setting(
+        "AUTH_JWKS_URL", values.http_url, "", "JWKS URL of the token issuer's public keys (jwt; or the secret file)"
+    )
+    auth_hs256_secret_file: str = _setting(
+        "AUTH_HS256_SECRET_FILE", values.text, "", "File holding a shared HS256 secret of >= 32 bytes (jwt)"
+    )
+    auth_issuer: str = _setting("AUTH_ISSUER", values.text, "", "The `iss` every token must carry (jwt)")
+    auth_audience: str = _setting("AUTH_AUDIENCE", values.text, "", "The `aud` every token must carry (jwt)")
+    auth_algorithms: tuple[str, ...] = _setting(
+        "AUTH_ALGORITHMS",
+        values.asymmetric_algorithms,
+        ("RS256", "ES256"),
+        "Algorithms accepted with JWKS keys (asymmetric only; a secret file means HS256 alone)",
+    )
+    auth_leeway_s: float = _setting(
+        "AUTH_LEEWAY_S", values.non_negative_float, 30.0, "Clock skew allowed on a token's exp and nbf"
+    )
+    auth_jwks_refresh_s: float = _setting(
+        "AUTH_JWKS_REFRESH_S", values.positive_float, 30.0, "Shortest time between JWKS fetches for unknown key ids"
+    )
+    auth_jwks_max_age_s: float = _setting(
+        "AUTH_JWKS_MAX_AGE_S", values.positive_float, 600.0, "The JWKS is fetched again in the background this often"
+    )
+    quota_images_per_hour: int = _setting(
+        "QUOTA_IMAGES_PER_HOUR", values.non_negative_int, 0, "Images per uploader per rolling hour (0 = no limit)"
+    )
+    quota_bytes_per_hour: int = _setting(
+        "QUOTA_BYTES_PER_HOUR", values.non_negative_int, 0, "Bytes per uploader per rolling hour (0 = no limit)"
+    )
+    quota_images_per_day: int = _setting(
+        "QUOTA_IMAGES_PER_DAY", values.non_negative_int, 0, "Images per uploader per rolling day (0 = no limit)"
+    )
+    quota_bytes_per_day: int = _setting(
+        "QUOTA_BYTES_PER_DAY", values.non_negative_int, 0, "Bytes per uploader per rolling day (0 = no limit)"
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        "CORS_ORIGINS", values.origins, (), "Browser origins allowed to call /api/, exact, comma-separated (none)"
+    )
+    api_metrics_port: int = _setting(
+        "API_METRICS_PORT",
+        values.port,
+        0,
+        "Port of the api's /metrics alone (0: on the API port, needing `images:metrics` when IMAGES_AUTH=jwt)",
+    )
+    log_level: str = _setting("LOG_LEVEL", values.log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = _setting("LOG_FORMAT", values.log_format, "auto", "auto (JSON unless a TTY), json, console")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from a mapping; raise SettingsError naming the first bad variable."""
-        values: dict[str, Any] = {}
+        parsed: dict[str, Any] = {}
         for f in fields(cls):
             name = f.metadata["env"]
             raw = env.get(name)
             if raw is None:
                 continue
             try:
-                values[f.name] = f.metadata["parse"](raw)
+                parsed[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
                 raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
-        settings = cls(**values)
+        settings = cls(**parsed)
+        check_auth(settings)
         if not settings.storage.local and PREFIX + "BASE_URL" not in env:
             # The api serves only a file:// store: on S3 the default URL would point at nothing.
             raise SettingsError(
@@ -244,6 +246,16 @@ class Settings:
                 default = ""
             rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
         return rows
+
+    @property
+    def quota(self) -> QuotaLimits:
+        """Return the uploaders' quotas (each 0 = no limit)."""
+        return QuotaLimits(
+            images_per_hour=self.quota_images_per_hour,
+            bytes_per_hour=self.quota_bytes_per_hour,
+            images_per_day=self.quota_images_per_day,
+            bytes_per_day=self.quota_bytes_per_day,
+        )
 
     @property
     def storage(self) -> StorageUrl:

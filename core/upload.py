@@ -31,6 +31,7 @@ from core.ports import (
     Undecodable,
     UploadUnitOfWork,
 )
+from core.quotas import QuotaLimits
 from core.references import ReferenceData, ReferenceRule
 from core.services import NewId, record_uploads
 from core.settings import Settings
@@ -69,6 +70,7 @@ class UploadPorts:
     unit_of_work: Callable[[], UploadUnitOfWork]
     transactions: Transactions
     converter: SyncConverter | None = None  # needed for a sync upload
+    quota: QuotaLimits | None = None  # the uploaders' quotas (HTTP uploads; an upload command has none)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ async def upload(
                 new_id=new_id,
                 converted=converted,
                 remember=remember,
+                quota=ports.quota,
             )
         )
     except BaseException:

@@ -17,6 +17,7 @@ from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
+from core.quotas import Usage
 from core.variants import Sizes, Variant
 
 
@@ -34,6 +35,7 @@ class FakeState:
     answers: dict[str, tuple[str, StoredAnswer]] = field(default_factory=dict)  # key hash -> (fingerprint, answer)
     attempts: dict[str, int] = field(default_factory=dict)  # conversion attempts per image
     variants: dict[str, list[Variant]] = field(default_factory=dict)
+    usage: dict[tuple[str, datetime], Usage] = field(default_factory=dict)  # (uploader, minute) -> usage
 
 
 class FakeImages:
@@ -150,6 +152,23 @@ class FakeIdempotency:
         self.s.answers[request.key_hash] = (request.fingerprint, answer)
 
 
+class FakeQuotas:
+    def __init__(self, state: FakeState) -> None:
+        self.s = state
+
+    async def usage_locked(self, uploader_id: str, *, since: datetime) -> list[Usage]:
+        return sorted(
+            (u for (who, minute), u in self.s.usage.items() if who == uploader_id and minute >= since),
+            key=lambda u: u.minute,
+        )
+
+    async def add(self, uploader_id: str, usage: Usage) -> None:
+        old = self.s.usage.get((uploader_id, usage.minute))
+        if old is not None:
+            usage = Usage(usage.minute, old.images + usage.images, old.bytes + usage.bytes)
+        self.s.usage[(uploader_id, usage.minute)] = usage
+
+
 class FakeUnitOfWork:
     """Works on a copy of the state; commit() publishes the copy, leaving without commit drops it."""
 
@@ -164,6 +183,7 @@ class FakeUnitOfWork:
         self.outbox = FakeOutbox(self._working)
         self.processed = FakeProcessed(self._working)
         self.idempotency = FakeIdempotency(self._working)
+        self.quotas = FakeQuotas(self._working)
         return self
 
     async def __aexit__(
@@ -175,7 +195,7 @@ class FakeUnitOfWork:
         for name in vars(self.state):
             setattr(self.state, name, getattr(self._working, name))
         self._working = copy.deepcopy(self.state)
-        self.images.s = self.outbox.s = self.processed.s = self.idempotency.s = self._working
+        self.images.s = self.outbox.s = self.processed.s = self.idempotency.s = self.quotas.s = self._working
         self.commits += 1
 
 

@@ -17,6 +17,7 @@ import faust
 from adapters import health
 from adapters.db import idempotency_claims as idempotency
 from adapters.db import mariadb
+from adapters.db import quotas as quota_usage
 from adapters.db.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
 from adapters.ids import new_id
 from adapters.kafka.client import create_producer
@@ -42,7 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     send.add_argument("--file-name", default=None, help="default: the file's own name")
     sub.add_parser("health", help="exit 0 when MariaDB and Kafka answer (container HEALTHCHECK)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
-    sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency"])
+    sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency", "quotas"])
     sweep.add_argument(
         "--older-than",
         type=_minutes,
@@ -165,6 +166,8 @@ async def _sweep(
         done = await sweep_orphans(pool, storage, older_than=older_than or ORPHAN_AGE, progress=report)
     elif which == "idempotency":
         done = SweepReport(await idempotency.sweep(pool, now=datetime.now(UTC)), 0)
+    elif which == "quotas":
+        done = SweepReport(await quota_usage.prune(pool, datetime.now(UTC)), 0)
     elif which == "processed":
         done = await sweep_processed(pool, older_than=PROCESSED_EVENTS_RETENTION, progress=report)
     else:

@@ -1,7 +1,7 @@
 """Admin commands of `python -m workers` for operators: read what happened, and put failed rows back.
 
 `show IMAGE_ID`, `poison [--limit N]`, `outbox`, `outbox retry [--dry-run]`, `replay REFERENCE
-[--type T]`, `requeue [IMAGE_ID ...] [--failed] [--temp-older-than MIN] [--dry-run]`. Each prints
+[--type T]`, `requeue [IMAGE_ID ...] [--failed] [--temp-older-than MIN] [--dry-run]`, `quota UPLOADER`. Each prints
 JSON (one document, or one object per line for lists) so it can be read or piped into jq.
 Exit codes: 0 done, 1 nothing found (an unknown image; nothing to retry or requeue), 2 bad usage
 (argparse), 3 partly done (some images could not be requeued; each says why).
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from adapters.db import inspection, mariadb
+from adapters.db import quotas as quota_usage
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
 from adapters.ids import new_id
@@ -26,7 +27,7 @@ from core.settings import Settings
 from workers.progress import progress
 
 FOUND, NOT_FOUND, PARTLY = 0, 1, 3
-COMMANDS = ("show", "poison", "outbox", "replay", "requeue")
+COMMANDS = ("show", "poison", "outbox", "replay", "requeue", "quota")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,6 +55,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     requeue.add_argument("--reason", default="operator requeue", help="kept in each image's status history")
     requeue.add_argument("--limit", type=int, default=1000, help="at most this many picked images (default 1000)")
     requeue.add_argument("--dry-run", action="store_true", help="say what would be requeued, change nothing")
+    quota = sub.add_parser("quota", help="an uploader's images and bytes in the rolling hour and day, and the limits")
+    quota.add_argument("uploader_id")
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -73,6 +76,17 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             return await _replay(pool, args)
         elif args.command == "requeue":
             return await _requeue(settings, pool, args)
+        elif args.command == "quota":
+            used = await quota_usage.usage_of(pool, args.uploader_id, datetime.now(UTC))
+            limits = settings.quota
+            _print(
+                {
+                    "uploaderId": args.uploader_id,
+                    "hour": used["hour"] | {"maxImages": limits.images_per_hour, "maxBytes": limits.bytes_per_hour},
+                    "day": used["day"] | {"maxImages": limits.images_per_day, "maxBytes": limits.bytes_per_day},
+                },
+                indent=True,
+            )
         elif args.action == "retry":
             return await _retry(pool, dry_run=args.dry_run)
         else:

@@ -14,6 +14,7 @@ from mode import Service
 
 from adapters.db import idempotency_claims as idempotency
 from adapters.db import mariadb
+from adapters.db import quotas as quota_usage
 from adapters.db.reference_cache import ReferenceCache
 from adapters.db.sweeps import sweep_expired, sweep_orphans, sweep_processed
 from adapters.images.codec import configure_pillow
@@ -184,6 +185,11 @@ def _add_schedules(app: faust.App, runtime: Runtime) -> None:
         rows = await idempotency.sweep(res.pool, now=datetime.now(UTC))
         log.info("sweep_finished", sweep="idempotency_keys", rows=rows)
 
+    async def sweep_quota_usage() -> None:
+        res = await runtime.get()
+        rows = await quota_usage.prune(res.pool, datetime.now(UTC))
+        log.info("sweep_finished", sweep="quota_usage", rows=rows)
+
     async def reload_references() -> None:
         await (await runtime.get()).references.reload()
 
@@ -192,5 +198,6 @@ def _add_schedules(app: faust.App, runtime: Runtime) -> None:
     app.timer(3600.0, on_leader=True)(sweep_orphan_files)
     app.crontab("30 3 * * *", on_leader=True)(sweep_processed_events)
     app.timer(3600.0, on_leader=True)(sweep_idempotency_keys)  # answers are kept 24 h (CONTRACT 2.1)
+    app.timer(3600.0, on_leader=True)(sweep_quota_usage)  # usage older than a day counts no more (CONTRACT 2.7)
     # Every worker process has its own cache, so every worker reloads it (not leader-only).
     app.crontab("30 0 * * *")(reload_references)

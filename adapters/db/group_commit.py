@@ -113,7 +113,7 @@ class GroupedUnitOfWork:
     async def __aenter__(self) -> Self:
         self._recorder = Recorder()
         self.commit_in_doubt = False
-        self.images, self.outbox, self.processed, self.idempotency = repositories(self._recorder)
+        self.images, self.outbox, self.processed, self.idempotency, self.quotas = repositories(self._recorder)
         return self
 
     async def __aexit__(

@@ -175,7 +175,7 @@ class MariaDbUnitOfWork:
         self._conn = await self._pool.acquire()
         self._committed = self.commit_in_doubt = False
         self._pipeline = Pipeline(self._conn)
-        self.images, self.outbox, self.processed, self.idempotency = repositories(self._pipeline)
+        self.images, self.outbox, self.processed, self.idempotency, self.quotas = repositories(self._pipeline)
         return self
 
     async def __aexit__(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from adapters.db.quotas import MariaDbQuotas
 from adapters.db.repositories import MariaDbImages, Repository, db_time
 from adapters.db.statements import Statements
 from core.events import Envelope
@@ -63,6 +64,12 @@ class MariaDbIdempotencyKeys(Repository):
 
 def repositories(
     tx: Statements,
-) -> tuple[MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents, MariaDbIdempotencyKeys]:
+) -> tuple[MariaDbImages, MariaDbOutbox, MariaDbProcessedEvents, MariaDbIdempotencyKeys, MariaDbQuotas]:
     """The repositories of one transaction, all writing through `tx`."""
-    return MariaDbImages(tx), MariaDbOutbox(tx), MariaDbProcessedEvents(tx), MariaDbIdempotencyKeys(tx)
+    return (
+        MariaDbImages(tx),
+        MariaDbOutbox(tx),
+        MariaDbProcessedEvents(tx),
+        MariaDbIdempotencyKeys(tx),
+        MariaDbQuotas(tx),
+    )
