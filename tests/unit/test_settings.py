@@ -49,6 +49,14 @@ def test_every_variable_is_read_with_its_type() -> None:
         ("IMAGES_BASE_URL", "ftp://x/"),
         ("IMAGES_LOG_LEVEL", "LOUD"),
         ("IMAGES_KAFKA_BOOTSTRAP", "  "),
+        ("IMAGES_AUTH", "basic"),
+        ("IMAGES_AUTH_ALGORITHMS", "HS256"),
+        ("IMAGES_AUTH_ALGORITHMS", "none"),
+        ("IMAGES_AUTH_ALGORITHMS", "RS256,HS512"),
+        ("IMAGES_AUTH_JWKS_URL", "file:///etc/keys.json"),
+        ("IMAGES_CORS_ORIGINS", "https://app.example.com/path"),
+        ("IMAGES_CORS_ORIGINS", "*"),
+        ("IMAGES_QUOTA_IMAGES_PER_HOUR", "-1"),
     ],
 )
 def test_a_bad_value_fails_naming_the_variable(name: str, value: str) -> None:
@@ -132,3 +140,42 @@ def test_s3_storage_needs_its_public_url_named() -> None:
         Settings.from_env({"IMAGES_STORAGE_URL": "s3://images/p"})
     s = Settings.from_env({"IMAGES_STORAGE_URL": "s3://images/p", "IMAGES_BASE_URL": "https://cdn.example.com/p"})
     assert (s.storage.bucket, s.storage.prefix, s.base_url) == ("images", "p", "https://cdn.example.com/p/")
+
+
+JWT = {"IMAGES_AUTH": "jwt", "IMAGES_AUTH_ISSUER": "https://id.example.com/", "IMAGES_AUTH_AUDIENCE": "images"}
+
+
+def test_authentication_is_off_by_default_and_jwt_reads_its_settings() -> None:
+    assert Settings.from_env({}).auth == "off"
+    s = Settings.from_env(
+        JWT
+        | {
+            "IMAGES_AUTH_JWKS_URL": "https://id.example.com/jwks",
+            "IMAGES_CORS_ORIGINS": "https://App.example.com, http://localhost:3000",
+        }
+    )
+    assert (s.auth, s.auth_jwks_url, s.auth_algorithms) == ("jwt", "https://id.example.com/jwks", ("RS256", "ES256"))
+    assert s.cors_origins == ("https://app.example.com", "http://localhost:3000")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (JWT, "IMAGES_AUTH_JWKS_URL"),
+        (
+            JWT | {"IMAGES_AUTH_JWKS_URL": "https://k", "IMAGES_AUTH_HS256_SECRET_FILE": "/run/secrets/jwt"},
+            "IMAGES_AUTH_HS256_SECRET_FILE",
+        ),
+        ({**JWT, "IMAGES_AUTH_ISSUER": "", "IMAGES_AUTH_JWKS_URL": "https://k"}, "IMAGES_AUTH_ISSUER"),
+        ({**JWT, "IMAGES_AUTH_AUDIENCE": " ", "IMAGES_AUTH_JWKS_URL": "https://k"}, "IMAGES_AUTH_AUDIENCE"),
+    ],
+)
+def test_jwt_without_one_key_source_an_issuer_or_an_audience_fails_at_start(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_quotas_are_off_until_one_is_set() -> None:
+    assert not Settings.from_env({}).quota.active
+    quota = Settings.from_env({"IMAGES_QUOTA_BYTES_PER_DAY": "1000000"}).quota
+    assert quota.active and quota.bytes_per_day == 1_000_000 and quota.images_per_hour == 0
