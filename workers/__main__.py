@@ -1,4 +1,4 @@
-"""`python -m workers worker | health | send-upload FILE ... | sweep WHICH | watch TOPIC` and the admin commands."""
+"""`python -m workers worker | health | send-upload | sweep | watch | token` and the admin commands (see --help)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import faust
 
 from adapters import health
+from adapters.auth.tokens import mint
 from adapters.db import idempotency_claims as idempotency
 from adapters.db import mariadb
 from adapters.db import quotas as quota_usage
@@ -42,6 +43,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     send.add_argument("--image-id", default=None, help="default: a new UUID (printed)")
     send.add_argument("--file-name", default=None, help="default: the file's own name")
     sub.add_parser("health", help="exit 0 when MariaDB and Kafka answer (container HEALTHCHECK)")
+    token = sub.add_parser("token", help="print a bearer token signed with IMAGES_AUTH_HS256_SECRET_FILE")
+    token.add_argument("subject", help="the caller: an uploader's id, or a service's name")
+    token.add_argument("--scope", default="images:upload images:read", help="space-separated scopes")
+    token.add_argument(
+        "--ref-types", default="", help="reference types a confirming service may touch, comma-separated"
+    )
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
     sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency", "quotas"])
     sweep.add_argument(
@@ -75,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         worker.execute_from_commandline()  # handles SIGTERM/SIGINT: stops agents, then services
     elif args.command == "health":
         sys.exit(asyncio.run(check_health(settings)))
+    elif args.command == "token":
+        types = [t for t in args.ref_types.split(",") if t.strip()]
+        print(mint(settings, args.subject, scopes=args.scope.split(), ttl_s=args.ttl, reference_types=types))
     elif args.command == "send-upload":
         asyncio.run(send_upload(settings, args))
     elif args.command == "watch":

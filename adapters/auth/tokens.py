@@ -27,7 +27,7 @@ from core import auth, errors
 from core.auth import Caller
 from core.settings import Settings, SettingsError
 
-MAX_TOKEN_CHARS = 8192
+MAX_TOKEN_CHARS = 6144  # aiohttp refuses a header line over 8190 bytes before this
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 CACHE_ENTRIES = 4096
 CACHE_SECONDS = 60.0
@@ -44,18 +44,46 @@ class KeySource(Protocol):
     async def key_for(self, kid: str | None) -> PyJWK: ...
 
 
+def read_secret(path: str) -> bytes:
+    """The HS256 secret in a file (its final newline dropped); SettingsError naming the variable if unusable."""
+    try:
+        secret = Path(path).read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise SettingsError(f"IMAGES_AUTH_HS256_SECRET_FILE={path!r} cannot be read: {exc.strerror}") from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SettingsError(f"IMAGES_AUTH_HS256_SECRET_FILE holds under {MIN_SECRET_BYTES} bytes: too weak")
+    return secret
+
+
+def mint(
+    settings: Settings, subject: str, *, scopes: Sequence[str], ttl_s: int, reference_types: Sequence[str] = ()
+) -> str:
+    """Sign a token with the shared HS256 secret (`python -m workers token`): local runs, services sharing it.
+
+    Tokens of a JWKS issuer come from that issuer (an identity provider), never from here.
+    """
+    if not settings.auth_hs256_secret_file:
+        raise SettingsError("IMAGES_AUTH_HS256_SECRET_FILE is not set: with a JWKS, tokens come from its issuer")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.auth_issuer,
+        "aud": settings.auth_audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_s,
+        "scope": " ".join(scopes),
+    }
+    if reference_types:
+        claims["ref_types"] = [t.upper() for t in reference_types]
+    return jwt.encode(claims, read_secret(settings.auth_hs256_secret_file), algorithm="HS256")
+
+
 class SharedSecret:
     """One HS256 key, read from a file at start (Docker and Kubernetes secrets are files)."""
 
     def __init__(self, path: str) -> None:
-        try:
-            secret = Path(path).read_bytes().rstrip(b"\r\n")
-        except OSError as exc:
-            raise SettingsError(f"IMAGES_AUTH_HS256_SECRET_FILE={path!r} cannot be read: {exc.strerror}") from None
-        if len(secret) < MIN_SECRET_BYTES:
-            raise SettingsError(
-                f"IMAGES_AUTH_HS256_SECRET_FILE holds under {MIN_SECRET_BYTES} bytes: too weak for HS256"
-            )
+        secret = read_secret(path)
         self._key = PyJWK({"kty": "oct", "k": jwt.utils.base64url_encode(secret).decode()}, algorithm="HS256")
 
     async def start(self) -> None:

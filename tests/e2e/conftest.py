@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,17 +45,22 @@ def worker_ready(p: Process) -> bool:
     return "Worker ready" in p.log()
 
 
-@pytest.fixture(scope="module")
-def stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("stack")
+def stack_settings(database: DbDsn, kafka: str, root: Path, **overrides: object) -> Settings:
+    """The settings of a stack of its own: a free port, its own upload directory and consumer group."""
     (root / "uploads").mkdir()
     port = services.free_port()
-    settings = replace(
+    return replace(
         make_settings(db_dsn=database, bootstrap=kafka, upload_dir=str(root / "uploads")),
         api_port=port,
         base_url=f"http://127.0.0.1:{port}/images/",
         worker_app_id=f"e2e-workers-{port}",
+        **overrides,  # type: ignore[arg-type]
     )
+
+
+@contextlib.contextmanager
+def running_stack(settings: Settings, root: Path) -> Iterator[Stack]:
+    """The api, a relay and a worker on `settings`, until every one stops cleanly on SIGTERM."""
     s = Stack(settings, root)
     try:
         api = s.start("api", ["api"])
@@ -65,6 +71,7 @@ def stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFactory)
         workers = s.start(
             "workers-1", ["workers", "worker"], replace(settings, worker_metrics_port=s.worker_metrics_port)
         )
+        port = settings.api_port
         services.wait_until(lambda: services.port_answers(port), timeout_s=30, what="the api to listen")
         services.wait_until(lambda: worker_ready(workers), timeout_s=60, what="workers-1 to join its group")
         assert api.alive()
@@ -78,6 +85,13 @@ def stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFactory)
         if bad:
             print(s.logs())
         assert not bad, f"processes did not stop cleanly on SIGTERM: {bad}"
+
+
+@pytest.fixture(scope="module")
+def stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    with running_stack(stack_settings(database, kafka, root), root) as s:
+        yield s
 
 
 @pytest.fixture

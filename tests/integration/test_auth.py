@@ -296,3 +296,17 @@ def test_a_short_or_missing_secret_file_stops_the_process_naming_the_variable(tm
         SharedSecret(str(tmp_path / "short"))
     with pytest.raises(SettingsError, match="IMAGES_AUTH_HS256_SECRET_FILE"):
         SharedSecret(str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"), [("0.0.0.0", True), ("10.1.2.3", True), ("127.0.0.1", False), ("::1", False)]
+)
+def test_a_warning_is_logged_when_authentication_is_off_beyond_loopback(host: str, warned: bool) -> None:
+    from structlog.testing import capture_logs
+
+    from api.auth import warn_if_open
+
+    with capture_logs() as logs:
+        warn_if_open(Settings(api_host=host))
+        warn_if_open(Settings(api_host=host, auth="jwt"))
+    assert [e["event"] for e in logs] == (["authentication_off"] if warned else [])
