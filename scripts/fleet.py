@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -36,6 +37,7 @@ NGINX = "/usr/sbin/nginx"
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx's, kept under the fleet's prefix
 # Where `make run-fleet` puts each part; the test picks free ports instead.
 PORTS = {"nginx": 9200, "s3": 9000, "broker": 9092, "api": 8081, "worker_metrics": 9111, "relay_metrics": 9121}
+ISSUER, AUDIENCE = "fleet", "image-server"  # the `iss` and `aud` of the fleet's tokens
 # moto accepts any credentials; a real S3 reads yours from the environment.
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "fleet", "AWS_SECRET_ACCESS_KEY": "fleet-secret", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -72,15 +74,30 @@ def members(
     return fleet
 
 
-def fleet_settings(*, s3_endpoint: str, nginx_port: int) -> dict[str, str]:
-    """The settings every member shares: the bucket, and the public URL nginx serves it at."""
+def fleet_settings(*, s3_endpoint: str, nginx_port: int, secret_file: Path) -> dict[str, str]:
+    """The settings every member shares: the bucket, the public URL nginx serves it at, and tokens required."""
     return {
         "IMAGES_STORAGE_URL": f"s3://{BUCKET}",
         "IMAGES_S3_PATH_STYLE": "true",
         "IMAGES_BASE_URL": f"http://127.0.0.1:{nginx_port}/images/",
         "IMAGES_SERVE_IMAGES": "false",
         "AWS_ENDPOINT_URL": s3_endpoint,
+        # Exposed as a fleet is, it runs with authentication on (docs/security.md); a shared secret
+        # stands in for an identity provider's JWKS: `python -m workers token` signs with it.
+        "IMAGES_AUTH": "jwt",
+        "IMAGES_AUTH_ISSUER": ISSUER,
+        "IMAGES_AUTH_AUDIENCE": AUDIENCE,
+        "IMAGES_AUTH_HS256_SECRET_FILE": str(secret_file),
     }
+
+
+def ensure_secret(path: Path) -> Path:
+    """A random HS256 secret in `path` (kept if there), readable by its owner alone."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48) + "\n")
+    return path
 
 
 def nginx_files(prefix: Path, *, listen_port: int, api_ports: list[int], s3_port: int) -> Path:
@@ -179,7 +196,8 @@ def main() -> None:
     shutil.rmtree(var / "scratch", ignore_errors=True)
     env = {k: v for k, v in os.environ.items()} | {k: v for k, v in LOCAL_AWS.items() if k not in os.environ}
     endpoint = f"http://127.0.0.1:{PORTS['s3']}"
-    env |= fleet_settings(s3_endpoint=endpoint, nginx_port=PORTS["nginx"])
+    secret = ensure_secret(var / "jwt-secret")
+    env |= fleet_settings(s3_endpoint=endpoint, nginx_port=PORTS["nginx"], secret_file=secret)
     env["IMAGES_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{PORTS['broker']}"
     api_ports = [PORTS["api"] + n for n in range(API_REPLICAS)]
     fleet = members(
@@ -205,7 +223,10 @@ def main() -> None:
         supervisor.start("nginx", nginx_command(main_conf), env)
         print(
             f"fleet: http://127.0.0.1:{PORTS['nginx']}/ (nginx) -> api {api_ports}; images at /images/ "
-            f"from s3://{BUCKET} ({endpoint}); {WORKERS} workers, {RELAYS} relays. Ctrl-C stops all.",
+            f"from s3://{BUCKET} ({endpoint}); {WORKERS} workers, {RELAYS} relays. Ctrl-C stops all.\n"
+            f"fleet: tokens required; make one with IMAGES_AUTH=jwt IMAGES_AUTH_ISSUER={ISSUER} "
+            f"IMAGES_AUTH_AUDIENCE={AUDIENCE} IMAGES_AUTH_HS256_SECRET_FILE={secret} "
+            ".venv/bin/python -m workers token me --scope 'images:upload images:read images:confirm'",
             flush=True,
         )
         stop.wait()

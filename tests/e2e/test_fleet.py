@@ -2,8 +2,9 @@
 2 workers and 2 relays on S3 (moto), each api and worker with a scratch directory of its own and no
 other directory: replicas share only MariaDB, the broker and the bucket, as they would across hosts.
 
-Everything goes through nginx: uploads, confirms, the images from the bucket, health. The last test
-kills one api replica while uploads go on.
+Everything goes through nginx: uploads, confirms, the images from the bucket, health, with a bearer
+token (the fleet runs with IMAGES_AUTH=jwt). One test kills one api replica while uploads go on;
+the last sends more requests than nginx's per-address limit lets through.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from adapters.auth.tokens import mint
 from core.dsn import DbDsn
+from core.settings import Settings
 from core.storage import S3, StorageUrl
 from scripts import fleet as plan
 from scripts.s3 import create_bucket
@@ -39,6 +42,11 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 class Fleet(Stack):
     nginx: str = ""  # nginx's URL: every request of the tests goes through it
     aws: dict[str, str] = field(default_factory=dict)  # the AWS_* variables of the replicas and the CLI
+    token: str = ""  # a bearer token of uploader "fleet", with every scope
+
+    def session(self) -> aiohttp.ClientSession:
+        """An HTTP client sending the fleet's token with every request (the fleet runs with IMAGES_AUTH=jwt)."""
+        return aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"})
 
     def members_named(self, prefix: str) -> list[str]:
         return [n for n in self.processes if n.startswith(prefix)]
@@ -53,7 +61,8 @@ def fleet(database: DbDsn, kafka: str, s3_endpoint: str, tmp_path_factory: pytes
         services.unavailable("nginx (python scripts/devstack.py tools installs Debian's)")
     root = tmp_path_factory.mktemp("fleet")
     nginx_port, api_ports = services.free_port(), [services.free_port() for _ in range(plan.API_REPLICAS)]
-    aws = AWS_TEST_CREDENTIALS | plan.fleet_settings(s3_endpoint=s3_endpoint, nginx_port=nginx_port)
+    secret = plan.ensure_secret(root / "jwt-secret")
+    aws = AWS_TEST_CREDENTIALS | plan.fleet_settings(s3_endpoint=s3_endpoint, nginx_port=nginx_port, secret_file=secret)
     settings = replace(
         make_settings(db_dsn=database, bootstrap=kafka, upload_dir=str(root / "no-such-dir")),
         storage_url=StorageUrl(S3, plan.BUCKET),
@@ -62,7 +71,9 @@ def fleet(database: DbDsn, kafka: str, s3_endpoint: str, tmp_path_factory: pytes
         serve_images=False,
         worker_app_id=f"fleet-workers-{nginx_port}",
     )
-    s = Fleet(settings, root, nginx=f"http://127.0.0.1:{nginx_port}", aws=aws)
+    signer = Settings(auth_hs256_secret_file=str(secret), auth_issuer=plan.ISSUER, auth_audience=plan.AUDIENCE)
+    token = mint(signer, "fleet", scopes=["images:upload", "images:read", "images:confirm"], ttl_s=3600)
+    s = Fleet(settings, root, nginx=f"http://127.0.0.1:{nginx_port}", aws=aws, token=token)
     with pytest.MonkeyPatch.context() as env:
         for name, value in aws.items():
             env.setenv(name, value)  # the test's own S3 clients, and create_bucket
@@ -125,7 +136,7 @@ class Api:
 
 
 async def test_uploads_through_nginx_are_converted_by_both_workers_and_nothing_is_kept_on_disk(fleet: Fleet) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with fleet.session() as http:
         ids: list[str] = []
 
         async def both_converted() -> bool:
@@ -147,7 +158,7 @@ async def test_uploads_through_nginx_are_converted_by_both_workers_and_nothing_i
 
 
 async def test_images_are_served_through_nginx_from_the_bucket_with_their_cache_headers(fleet: Fleet) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with fleet.session() as http:
         status, body = await upload(http, fleet, images.jpeg(1000, 500))
         image = await wait_ready(Api(http, fleet), body["id"])  # type: ignore[arg-type]
         assert image["imageUrl"].startswith(fleet.nginx + "/images/PRODUCT/")
@@ -176,7 +187,7 @@ async def test_images_are_served_through_nginx_from_the_bucket_with_their_cache_
 
 
 async def test_health_and_the_api_document_answer_through_nginx(fleet: Fleet) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with fleet.session() as http:
         async with http.get(fleet.nginx + "/health") as r:
             assert (r.status, await r.text()) == (200, "Server is up")
         async with http.get(fleet.nginx + "/actuator/health") as r:
@@ -189,7 +200,7 @@ async def test_health_and_the_api_document_answer_through_nginx(fleet: Fleet) ->
 
 async def test_a_confirm_through_nginx_announces_the_served_urls(fleet: Fleet) -> None:
     reference = f"fleet-{uuid.uuid4().hex[:8]}"
-    async with aiohttp.ClientSession() as http:
+    async with fleet.session() as http:
         _, body = await upload(http, fleet, images.jpeg(400, 300))
         await wait_ready(Api(http, fleet), body["id"])  # type: ignore[arg-type]
         confirm = {"imageIds": [body["id"]], "referenceId": reference}
@@ -214,7 +225,7 @@ async def test_the_sweeps_and_requeue_work_on_the_bucket(fleet: Fleet) -> None:
     from aiobotocore.session import get_session
 
     endpoint = fleet.aws["AWS_ENDPOINT_URL"]
-    async with aiohttp.ClientSession() as http:
+    async with fleet.session() as http:
         _, kept = await upload(http, fleet, images.jpeg(500, 300))
         _, failed = await upload(http, fleet, images.noisy_jpeg(256, 256)[:700])
         kept_image = await wait_ready(Api(http, fleet), kept["id"])  # type: ignore[arg-type]
@@ -268,7 +279,7 @@ async def test_one_api_killed_uploads_keep_succeeding_through_the_others(fleet: 
         await asyncio.to_thread(victim.kill)  # SIGKILL, and its exit waited for
         killed_at.append(time.monotonic())
 
-    async with aiohttp.ClientSession() as http:
+    async with fleet.session() as http:
         await asyncio.gather(kill_after(12), *(client(http, 15) for _ in range(4)))
         after = [status for started, status, _ in tries if started > killed_at[0]]
         assert len(after) >= 20 and set(after) == {200}, tries  # every upload sent after the kill was accepted
@@ -278,3 +289,42 @@ async def test_one_api_killed_uploads_keep_succeeding_through_the_others(fleet: 
         assert before < sum(e.get("event") == "request_handled" for e in victim.log_events())  # it took its share
         for _, _, image_id in tries[-4:]:
             assert image_id and (await wait_ready(Api(http, fleet), image_id))["status"] == "READY"  # type: ignore[arg-type]
+
+
+async def test_the_fleet_refuses_calls_without_a_token(fleet: Fleet) -> None:
+    async with aiohttp.ClientSession() as anonymous:
+        form = aiohttp.FormData()
+        form.add_field("file", images.jpeg(64, 48), filename="photo.jpg", content_type="image/jpeg")
+        form.add_field("category", "PRODUCT")
+        async with anonymous.post(f"{fleet.nginx}/api/images", data=form) as r:
+            assert (r.status, (await r.json())["code"]) == (401, "UNAUTHORIZED")
+            assert r.headers["WWW-Authenticate"] == 'Bearer realm="image-server"'
+        async with anonymous.get(f"{fleet.nginx}/health") as r:
+            assert r.status == 200
+
+
+async def test_nginx_answers_429_with_the_contracts_body_past_the_per_address_limit(fleet: Fleet) -> None:
+    """compose/nginx.conf: 50 requests a second per address, bursts of 100, 50 at once (run last: it spends them)."""
+    url = f"{fleet.nginx}/api/v1/enums/extensions"
+
+    async def get(http: aiohttp.ClientSession) -> tuple[int, dict, str | None]:
+        async with http.get(url) as r:
+            return r.status, await r.json(), r.headers.get("Retry-After")
+
+    async with fleet.session() as http:
+        answers = await asyncio.gather(*(get(http) for _ in range(300)))
+        statuses = [status for status, _, _ in answers]
+        assert set(statuses) == {200, 429} and statuses.count(200) <= 150, sorted(set(statuses))
+        status, body, retry_after = next(a for a in answers if a[0] == 429)
+        assert (body["status"], body["code"], body["path"], retry_after) == (
+            429,
+            "TOO_MANY_REQUESTS",
+            "/api/v1/enums/extensions",
+            "1",
+        )
+        assert body["timestamp"] and body["message"]
+
+        async def passes_again() -> bool:
+            return (await get(http))[0] == 200
+
+        await services.eventually(passes_again, timeout_s=10, what="the limit to let requests through again")
