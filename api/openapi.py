@@ -29,7 +29,12 @@ def _link(image_id: str) -> dict[str, Any]:
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    described = {503: "MariaDB cannot be reached; retry after the Retry-After header's seconds"}
+    described = {
+        503: "MariaDB cannot be reached; retry after the Retry-After header's seconds",
+        401: "UNAUTHORIZED (IMAGES_AUTH=jwt): no bearer token, or a bad one; see WWW-Authenticate",
+        403: "FORBIDDEN: the token lacks the scope, or names another uploader or reference type",
+        429: "QUOTA_EXCEEDED: the uploader's quota; retry after the Retry-After header's seconds",
+    }
     return {str(s): _json(ERROR, described.get(s, "Error (CONTRACT section 2)")) for s in statuses}
 
 
@@ -100,7 +105,7 @@ DOCUMENT: dict[str, Any] = {
                             "GetFirstImage": _link("$response.body#/0/id"),
                         },
                     ),
-                    **_keyed((400, 413, 415, 500, 503)),
+                    **_keyed((400, 413, 415, 429, 500, 503)),
                 },
             }
         },
@@ -238,8 +243,41 @@ DOCUMENT: dict[str, Any] = {
     },
     "components": {
         "schemas": SCHEMAS,
+        "securitySchemes": {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "With IMAGES_AUTH=jwt (docs/security.md); the list names the scope an operation needs",
+            }
+        },
     },
 }
+
+# The scope each secured operation needs (CONTRACT 2.7); None: any valid token. Everything else is open.
+SCOPE_OF = {
+    ("/api/images", "post"): "images:upload",
+    ("/api/v1/images/{image_id}", "get"): "images:read",  # or the image's own uploader
+    ("/api/v1/images/confirm/{reference_id}", "post"): "images:confirm",
+    ("/api/v1/images/confirm", "post"): "images:confirm",
+    ("/metrics", "get"): "images:metrics",
+}
+
+
+def _secure(document: dict[str, Any]) -> None:
+    """Say which operations want a token (and which scope), and their 401 and 403 answers."""
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if not (path.startswith("/api/") or path == "/metrics"):
+                operation["security"] = []
+                continue
+            scope = SCOPE_OF.get((path, method))
+            # `{}`: with IMAGES_AUTH=off (the default) no token is needed.
+            operation["security"] = [{"bearerAuth": [scope] if scope else []}, {}]
+            operation["responses"] |= _errors(401, 403)
+
+
+_secure(DOCUMENT)
 
 
 async def openapi(request: web.Request) -> web.Response:
