@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from report_parts import HERE, heading, load, table, verdict
 from report_robustness import robustness_sections
+from report_security import auth_section
 from report_storage import storage_section
 
 
@@ -265,6 +266,7 @@ def main() -> None:
             "",
         ]
     out += storage_section(load("storage"))
+    out += auth_section(load("auth"))
     out += robustness_sections(load("crash"), load("fuzz"))
     notes = HERE / "NOTES.md"
     if notes.exists():

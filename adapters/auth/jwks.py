@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import aiohttp
 import orjson
@@ -160,7 +159,3 @@ class JwksKeys:
             await self._refresh()
             # While the issuer is away, try again sooner than the max age (but never sooner than the refresh interval).
             await asyncio.sleep(self._max_age_s if self._reachable else self._refresh_s)
-
-    def status(self) -> dict[str, Any]:
-        """What the health check says of the keys."""
-        return {"reachable": self._reachable, "keys": len(self._keys)}

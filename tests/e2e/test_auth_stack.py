@@ -6,11 +6,7 @@ are the ones `python -m workers token` prints, as a developer would make them.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +14,8 @@ import aiohttp
 import pytest
 
 from core.dsn import DbDsn
-from tests import images, services
 from tests.e2e.conftest import Stack, running_stack, stack_settings
-from tests.processes import ROOT, settings_env
+from tests.e2e.readme import readme_block, run_readme_block
 
 
 @pytest.fixture(scope="module")
@@ -41,40 +36,13 @@ def auth_stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFac
         yield s
 
 
-def token_block() -> str:
-    """The README's quickstart with tokens, exactly as written there."""
-    section = (ROOT / "README.md").read_text().split("### Quickstart with tokens", 1)[1]
-    return section.split("```sh\n", 1)[1].split("```", 1)[0]
-
-
 async def test_the_readmes_quickstart_with_tokens_runs_as_written(auth_stack: Stack, tmp_path: Path) -> None:
-    if not shutil.which("jq"):
-        services.unavailable("jq (python scripts/devstack.py tools installs Debian's)")
-    script = token_block()
-    secret_line, local = "IMAGES_AUTH_HS256_SECRET_FILE=var/jwt-secret", "API=http://127.0.0.1:8080\n"
-    assert secret_line in script and local in script
-    settings = auth_stack.settings
-    script = script.replace(secret_line, f"IMAGES_AUTH_HS256_SECRET_FILE={settings.auth_hs256_secret_file}")
-    script = script.replace(local, f"API=http://127.0.0.1:{settings.api_port}\n")  # this stack's port
-    (tmp_path / "photo.jpg").write_bytes(images.noisy_jpeg(640, 480))
-    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    env = {**settings_env(settings), "PATH": os.environ["PATH"], "IMAGES_LOG_FORMAT": "json"}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    event = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (event["topic"], event["key"], event["value"]["eventType"]) == (
-        "product-image-changed",
-        "product-1",
-        "IMAGES_CHANGED",
-    )
+    script = readme_block("### Quickstart with tokens")
+    secret_line = "IMAGES_AUTH_HS256_SECRET_FILE=var/jwt-secret"
+    assert secret_line in script
+    # This stack's secret file; the block's own exports turn authentication on for its commands.
+    script = script.replace(secret_line, f"IMAGES_AUTH_HS256_SECRET_FILE={auth_stack.settings.auth_hs256_secret_file}")
+    await run_readme_block(script, auth_stack.settings, tmp_path)
 
 
 async def test_every_api_endpoint_refuses_a_missing_token_and_the_open_ones_answer(auth_stack: Stack) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 from tests import images, services
 from tests.e2e.client import ImageClient
 from tests.e2e.conftest import Stack, worker_ready
+from tests.e2e.readme import readme_block, run_readme_block
 from tests.kafka_reader import read_messages
 from tests.processes import ROOT, settings_env
 
@@ -287,43 +289,10 @@ async def test_the_sweep_cli_removes_what_expired_and_keeps_the_rest(api: ImageC
         assert (await api.get(url))[0] == 200
 
 
-def quickstart_block() -> str:
-    """The README's quickstart commands, exactly as written there."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Quickstart", 1)[1]
-    return section.split("```sh\n", 1)[1].split("```", 1)[0]
-
-
-async def test_the_readmes_quickstart_runs_as_written(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import json
-    import os
-    import shutil
-
-    if not shutil.which("jq"):
-        services.unavailable("jq (python scripts/devstack.py tools installs Debian's)")
-    script = quickstart_block()
-    local = "API=http://127.0.0.1:8080\n"
-    assert script.startswith(local), "the quickstart's first line names the local API"
-    script = f"API=http://127.0.0.1:{stack.settings.api_port}\n" + script[len(local) :]  # this stack's port
-    (tmp_path / "photo.jpg").write_bytes(images.noisy_jpeg(640, 480))
-    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    env = {**settings_env(stack.settings), "PATH": os.environ["PATH"], "IMAGES_LOG_FORMAT": "json"}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    event = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (event["topic"], event["key"], event["value"]["eventType"]) == (
-        "product-image-changed",
-        "product-1",
-        "IMAGES_CHANGED",
-    )
+async def test_the_readmes_quickstart_runs_as_written(stack: Stack, tmp_path: Path) -> None:
+    script = readme_block("## Quickstart")
+    assert script.startswith("API=http://127.0.0.1:8080\n"), "the quickstart's first line names the local API"
+    event = await run_readme_block(script, stack.settings, tmp_path)
     assert len(event["value"]["payload"]["images"]) == 1
     webp = (tmp_path / "photo.webp").read_bytes()
     assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"

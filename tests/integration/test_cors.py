@@ -18,9 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.settings import Settings
 from tests import images
+from tests.browser import dump_dom
 from tests.integration.conftest import ClientFactory, fetch_all
 from tests.integration.test_auth import jwt_settings
-from tests.integration.test_docs import browser
 from tests.issuer import TestIssuer, bearer
 
 PAGE = """<!doctype html><html><body><pre id="result">pending</pre><script>
@@ -107,27 +107,8 @@ async def test_an_error_answer_to_a_listed_origin_is_readable_by_the_page(
 
 
 async def open_page(url: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        browser(),
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--virtual-time-budget=15000",  # let the page's fetch finish before the DOM is dumped
-        "--dump-dom",
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 90)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail("Chromium did not load the page within 90 s")
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
-    dom = out.decode(errors="replace")
+    """What the page wrote in its result, once its fetch is done."""
+    dom = await dump_dom(url)
     return dom.split('<pre id="result">', 1)[1].split("</pre>", 1)[0]
 
 

@@ -6,22 +6,8 @@ installs when missing) and reads the rendered page: every documented path must b
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-
-import pytest
-
 from api.openapi import DOCUMENT
-from tests import services
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-
-
-def browser() -> str:
-    found = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
-    if found is None:
-        services.unavailable("a headless Chromium (python scripts/devstack.py tools installs Debian's)")
-    return str(found)
+from tests.browser import dump_dom
 
 
 async def test_docs_serve_swagger_ui_and_its_files(client) -> None:  # type: ignore[no-untyped-def]
@@ -36,28 +22,7 @@ async def test_docs_serve_swagger_ui_and_its_files(client) -> None:  # type: ign
 
 
 async def test_a_browser_sees_every_endpoint_listed(client) -> None:  # type: ignore[no-untyped-def]
-    chromium = browser()
-    url = f"http://{client.host}:{client.port}/docs"
-    proc = await asyncio.create_subprocess_exec(
-        chromium,
-        "--headless=new",
-        "--no-sandbox",  # running as root in CI
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--virtual-time-budget=15000",  # let the page fetch /openapi.json and render it
-        "--dump-dom",
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 90)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail("Chromium did not render /docs within 90 s")
-    dom = out.decode(errors="replace")
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    dom = await dump_dom(f"http://{client.host}:{client.port}/docs")  # the page fetches /openapi.json and renders it
     listed = {path for path in DOCUMENT["paths"] if f'data-path="{path}"' in dom}
     assert listed == set(DOCUMENT["paths"]), f"not listed: {sorted(set(DOCUMENT['paths']) - listed)}"
     assert "image-server" in dom
