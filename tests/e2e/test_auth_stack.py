@@ -13,7 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from adapters.auth.tokens import mint
 from core.dsn import DbDsn
+from tests import services
 from tests.e2e.conftest import Stack, running_stack, stack_settings
 from tests.e2e.readme import readme_block, run_readme_block
 
@@ -31,6 +33,7 @@ def auth_stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFac
         auth_issuer="local",
         auth_audience="image-server",
         auth_hs256_secret_file=str(secret),
+        api_metrics_port=services.free_port(),
     )
     with running_stack(settings, root) as s:
         yield s
@@ -69,3 +72,15 @@ async def test_every_api_endpoint_refuses_a_missing_token_and_the_open_ones_answ
                 assert r.status == 200, path
     api = auth_stack.processes["api"]
     assert not [e for e in api.log_events() if e.get("event") == "authentication_off"]
+
+
+async def test_metrics_are_served_on_their_own_port_and_not_on_the_apis(auth_stack: Stack) -> None:
+    settings = auth_stack.settings
+    token = mint(settings, "monitoring", scopes=["images:metrics"], ttl_s=60)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{settings.api_metrics_port}/metrics") as r:
+            assert r.status == 200 and "images_total" in await r.text()  # no token: a private port
+        async with http.get(
+            f"http://127.0.0.1:{settings.api_port}/metrics", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert (r.status, (await r.json())["code"]) == (404, "NOT_FOUND")
