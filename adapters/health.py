@@ -13,6 +13,7 @@ import aiomysql
 from adapters.db import mariadb
 from adapters.kafka import client as kafka
 from adapters.storage import Storage
+from core.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
 DISK_FREE_THRESHOLD_BYTES = 10 * 1024 * 1024  # Spring Boot's default for diskSpace
@@ -40,10 +41,10 @@ async def check_db(pool: aiomysql.Pool) -> Component:
         return Component(False, details | {"error": _describe(exc)})
 
 
-async def check_kafka(bootstrap: str) -> Component:
-    """Fetch cluster metadata over a fresh connection."""
+async def check_kafka(settings: Settings) -> Component:
+    """Fetch cluster metadata over a fresh connection (TLS and SASL as the settings say)."""
     try:
-        brokers = await kafka.probe(bootstrap, timeout_s=CHECK_TIMEOUT_S)
+        brokers = await kafka.probe(settings, timeout_s=CHECK_TIMEOUT_S)
         return Component(brokers > 0, {"brokers": brokers})
     except Exception as exc:
         return Component(False, {"error": _describe(exc)})
@@ -68,11 +69,11 @@ async def check_store(storage: Storage) -> Component:
     return Component(up, details)
 
 
-async def check_all(pool: aiomysql.Pool, bootstrap: str, storage: Storage) -> dict[str, Component]:
+async def check_all(pool: aiomysql.Pool, settings: Settings, storage: Storage) -> dict[str, Component]:
     """Run every component concurrently; `fileSystem` is the store, wherever it is (guide 4.4, issue 14)."""
     db, kafka_c, disk, store = await asyncio.gather(
         check_db(pool),
-        check_kafka(bootstrap),
+        check_kafka(settings),
         asyncio.to_thread(check_disk_space, storage.local_dir),
         check_store(storage),
     )

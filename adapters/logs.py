@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
+from adapters.settings_files import load_files
 from core.settings import Settings, SettingsError
 
 
@@ -93,7 +94,7 @@ def _add_process(process: str) -> Any:
 def start_process(env: Mapping[str, str], process: str) -> Settings:
     """Every shell's first two steps: read the settings (exit naming a bad variable), configure logging."""
     try:
-        settings = Settings.from_env(env)
+        settings = load_files(Settings.from_env(env))
     except SettingsError as exc:
         sys.exit(f"{process}: bad configuration: {exc}")
     configure_logging(settings, process=process)

@@ -83,7 +83,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     # MariaDB may come up after us (make run, compose restarts): wait for it, logging each retry.
-    pool = await until_available("mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size))
+    pool = await mariadb.open_pool(settings.db_dsn, size=settings.db_pool_size)
     app[keys.POOL] = pool
     app[keys.GROUP_COMMIT] = GroupCommit(pool)
     cache = ReferenceCache(pool)

@@ -17,7 +17,7 @@ async def simple_health(request: web.Request) -> web.Response:
 async def actuator_health(request: web.Request) -> web.Response:
     """Check db, diskSpace, kafka and fileSystem (the store: a directory or a bucket); 503 when any is DOWN."""
     settings = request.app[keys.SETTINGS]
-    components = await health.check_all(request.app[keys.POOL], settings.kafka_bootstrap, request.app[keys.STORAGE])
+    components = await health.check_all(request.app[keys.POOL], settings, request.app[keys.STORAGE])
     up = all(c.up for c in components.values())
     body = {"status": "UP" if up else "DOWN", "components": {k: c.to_json() for k, c in components.items()}}
     return web.json_response(body, status=200 if up else 503, dumps=dumps)

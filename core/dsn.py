@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+
+@dataclass(frozen=True)
+class DbTls:
+    """TLS to MariaDB (IMAGES_DB_TLS_*): the CA that signs the server's certificate, an optional client pair."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+    verify_identity: bool = True  # the server's name must match its certificate
 
 
 @dataclass(frozen=True)
@@ -16,10 +26,11 @@ class DbDsn:
     password: str
     database: str
     unix_socket: str | None = None  # `?unix_socket=/run/mysqld/mysqld.sock`: cheaper than TCP on one host
+    tls: DbTls | None = None  # from the IMAGES_DB_TLS_* settings, never from the URL
 
     def with_database(self, database: str) -> DbDsn:
         """Return the same server with another database name."""
-        return DbDsn(self.host, self.port, self.user, self.password, database, self.unix_socket)
+        return replace(self, database=database)
 
     def to_url(self) -> str:
         """Render the DSN back into its `mysql://` form, password included (for child processes)."""
@@ -30,7 +41,8 @@ class DbDsn:
     def __str__(self) -> str:
         # Never render the password: settings end up in logs.
         via = f" via {self.unix_socket}" if self.unix_socket else ""
-        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}{via}"
+        tls = " (tls)" if self.tls else ""
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}{via}{tls}"
 
 
 def parse_dsn(raw: str) -> DbDsn:

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from core import values
-from core.dsn import DbDsn, parse_dsn
+from core.dsn import DbDsn, DbTls, parse_dsn
 from core.quotas import QuotaLimits
+from core.setting_checks import SettingsError, check_combinations
 from core.storage import StorageUrl, parse_storage_url
 from core.variants import DEFAULT_VARIANT_WIDTHS, VariantWidths, parse_widths
 
 PREFIX = "IMAGES_"
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-def check_auth(settings: Settings) -> None:
-    """Refuse an IMAGES_AUTH=jwt without a key source, issuer and audience, naming the variable."""
-    if settings.auth != "jwt":
-        return
-    if bool(settings.auth_jwks_url) == bool(settings.auth_hs256_secret_file):
-        raise SettingsError(
-            "IMAGES_AUTH=jwt needs exactly one of IMAGES_AUTH_JWKS_URL and IMAGES_AUTH_HS256_SECRET_FILE"
-        )
-    for name, value in (("ISSUER", settings.auth_issuer), ("AUDIENCE", settings.auth_audience)):
-        if not value:
-            raise SettingsError(f"IMAGES_AUTH=jwt needs IMAGES_AUTH_{name}: tokens are checked against it")
 
 
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
@@ -45,9 +29,39 @@ class Settings:
     api_port: int = _setting("API_PORT", values.port, 8080, "Port the API listens on")
     db_dsn: DbDsn = _setting("DB_DSN", parse_dsn, parse_dsn("mysql://root@127.0.0.1:3306/images"), "MariaDB DSN")
     db_pool_size: int = _setting("DB_POOL_SIZE", values.positive_int, 10, "Connections per process pool")
+    db_password_file: str = _setting(
+        "DB_PASSWORD_FILE", values.text, "", "File holding the database password (over the DSN's; a Docker secret)"
+    )
+    db_tls_ca: str = _setting(
+        "DB_TLS_CA", values.text, "", "CA file of MariaDB's certificate: TLS required (empty: no TLS)"
+    )
+    db_tls_cert: str = _setting("DB_TLS_CERT", values.text, "", "Client certificate for MariaDB (mutual TLS)")
+    db_tls_key: str = _setting("DB_TLS_KEY", values.text, "", "Client key for MariaDB (mutual TLS)")
+    db_tls_verify_identity: bool = _setting(
+        "DB_TLS_VERIFY_IDENTITY", values.flag, True, "With a CA: the server's name must match its certificate"
+    )
     kafka_bootstrap: str = _setting(
         "KAFKA_BOOTSTRAP", values.nonblank, "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"
     )
+    kafka_security_protocol: str = _setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        values.kafka_protocol,
+        "PLAINTEXT",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "KAFKA_SASL_MECHANISM", values.sasl_mechanism, "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)"
+    )
+    kafka_sasl_username: str = _setting("KAFKA_SASL_USERNAME", values.text, "", "SASL user name")
+    kafka_sasl_password: str = _setting("KAFKA_SASL_PASSWORD", values.text, "", "SASL password (or the file below)")
+    kafka_sasl_password_file: str = _setting(
+        "KAFKA_SASL_PASSWORD_FILE", values.text, "", "File holding the SASL password (a Docker secret)"
+    )
+    kafka_tls_ca: str = _setting(
+        "KAFKA_TLS_CA", values.text, "", "CA file of the brokers (SSL protocols; empty: the system's)"
+    )
+    kafka_tls_cert: str = _setting("KAFKA_TLS_CERT", values.text, "", "Client certificate for the brokers (mutual TLS)")
+    kafka_tls_key: str = _setting("KAFKA_TLS_KEY", values.text, "", "Client key for the brokers (mutual TLS)")
     kafka_idempotence: bool = _setting(
         "KAFKA_IDEMPOTENCE", values.flag, False, "Idempotent producer: on for Apache Kafka, off for tansu"
     )
@@ -225,7 +239,15 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
         settings = cls(**parsed)
-        check_auth(settings)
+        check_combinations(settings)
+        if settings.db_tls_ca:
+            tls = DbTls(
+                settings.db_tls_ca,
+                settings.db_tls_cert or None,
+                settings.db_tls_key or None,
+                settings.db_tls_verify_identity,
+            )
+            settings = replace(settings, db_dsn=replace(settings.db_dsn, tls=tls))
         if not settings.storage.local and PREFIX + "BASE_URL" not in env:
             # The api serves only a file:// store: on S3 the default URL would point at nothing.
             raise SettingsError(

@@ -134,3 +134,23 @@ def origins(raw: str) -> tuple[str, ...]:
 def text(raw: str) -> str:
     """Any value, stripped; empty means unset."""
     return raw.strip()
+
+
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def kafka_protocol(raw: str) -> str:
+    """A Kafka security protocol."""
+    value = raw.strip().upper()
+    if value not in KAFKA_PROTOCOLS:
+        raise ValueError(f"expected one of {', '.join(KAFKA_PROTOCOLS)}")
+    return value
+
+
+def sasl_mechanism(raw: str) -> str:
+    """A SASL mechanism, or empty."""
+    value = raw.strip().upper()
+    if value and value not in SASL_MECHANISMS:
+        raise ValueError(f"expected one of {', '.join(SASL_MECHANISMS)}")
+    return value

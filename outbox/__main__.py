@@ -12,7 +12,6 @@ import structlog
 from adapters.db import mariadb
 from adapters.kafka.client import create_producer
 from adapters.logs import start_process
-from adapters.retry import until_available
 from core.settings import Settings
 from outbox.relay import Relay
 
@@ -20,7 +19,7 @@ from outbox.relay import Relay
 async def serve(settings: Settings) -> None:
     """Build the pool, producer and relay; stop cleanly on a signal."""
     log = structlog.get_logger("outbox")
-    pool = await until_available("mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=2))
+    pool = await mariadb.open_pool(settings.db_dsn, size=2)
     relay = Relay(settings, pool, create_producer(settings))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -57,10 +57,12 @@ OK_UPLOAD_ANSWERS = {
 class PrivateMariaDb:
     """A mariadbd of our own on a temporary data directory: killed with -9 and started again on it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, extra_args: tuple[str, ...] = (), ssl: dict[str, str] | None = None) -> None:
         self.root = root
         self.port = services.free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args = extra_args  # more mariadbd options (TLS, say)
+        self.ssl = ssl  # how `answers` connects when the server requires TLS
 
     @property
     def dsn(self) -> DbDsn:
@@ -96,6 +98,7 @@ class PrivateMariaDb:
                 "--user=root",
                 "--innodb-buffer-pool-size=128M",
                 "--max-connections=500",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -105,7 +108,7 @@ class PrivateMariaDb:
 
     def answers(self) -> bool:
         try:
-            pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1).close()
+            pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1, ssl=self.ssl).close()
             return True
         except pymysql.err.OperationalError:
             return False

@@ -17,6 +17,7 @@ from core.dsn import DbDsn
 from core.settings import Settings
 from core.storage import S3, StorageUrl
 from tests import services
+from tests.tls import Pki
 
 TABLES_TO_CLEAN = (
     "idempotency_keys",
@@ -61,6 +62,34 @@ def database(db_server: DbDsn) -> Iterator[DbDsn]:
     asyncio.run(mariadb.apply_schema(dsn))
     yield dsn
     asyncio.run(services.drop_database(dsn))
+
+
+@pytest.fixture(scope="session")
+def tls_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DbDsn, Pki]]:
+    """A private mariadbd that requires TLS (require_secure_transport), with the certificates of its CA."""
+    from tests.chaos import PrivateMariaDb
+
+    if not Path("/usr/sbin/mariadbd").exists():
+        services.unavailable("mariadbd (scripts/devstack.py db installs MariaDB)")
+    root = tmp_path_factory.mktemp("tls-mariadb")
+    pki = Pki(root / "pki")
+    server = PrivateMariaDb(
+        root / "server",
+        extra_args=(
+            f"--ssl-ca={pki.ca}",
+            f"--ssl-cert={pki.server_cert}",
+            f"--ssl-key={pki.server_key}",
+            "--require-secure-transport=ON",
+            "--bind-address=127.0.0.1,127.0.0.2",  # 127.0.0.2: an address its certificate does not name
+        ),
+        ssl={"ca": str(pki.ca)},
+    )
+    server.install()
+    server.start()
+    try:
+        yield server.dsn.with_database("images_tls"), pki
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

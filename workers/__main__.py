@@ -138,7 +138,7 @@ async def check_health(settings: Settings) -> int:
         return 1
     try:
         db, kafka, store = await asyncio.gather(
-            health.check_db(pool), health.check_kafka(settings.kafka_bootstrap), _check_store(settings)
+            health.check_db(pool), health.check_kafka(settings), _check_store(settings)
         )
     finally:
         pool.close()

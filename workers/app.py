@@ -19,6 +19,7 @@ from adapters.db.reference_cache import ReferenceCache
 from adapters.db.sweeps import sweep_expired, sweep_orphans, sweep_processed
 from adapters.images.codec import configure_pillow
 from adapters.images.process_pool import ConverterPool
+from adapters.kafka.security import faust_credentials
 from adapters.retry import until_available
 from adapters.storage import open_storage
 from core import conversion
@@ -51,9 +52,7 @@ class Runtime:
         if settings.worker_metrics_port:
             # A small HTTP thread of prometheus_client; conversions stay on the loop and their processes.
             prometheus_client.start_http_server(settings.worker_metrics_port, addr=settings.api_host)
-        pool = await until_available(
-            "mariadb", lambda: mariadb.create_pool(settings.db_dsn, size=settings.db_pool_size)
-        )
+        pool = await mariadb.open_pool(settings.db_dsn, size=settings.db_pool_size)
         references = ReferenceCache(pool)
         await until_available("mariadb", references.reload)
         storage = await self._opened.enter_async_context(open_storage(settings))
@@ -90,6 +89,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.worker_app_id,
         fetch_max_wait_ms=settings.worker_fetch_max_wait_ms,
         broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap.split(",") if s.strip()],
+        broker_credentials=faust_credentials(settings),  # TLS and SASL, as every other client has them
         store="memory://",
         web_enabled=False,
         topic_partitions=settings.uploaded_partitions,

@@ -15,6 +15,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from adapters.kafka.security import client_auth
 from core.settings import Settings
 
 
@@ -30,7 +31,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     """Print matching messages until the count or the timeout; return the exit code."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, **client_auth(settings)
+    )
     await consumer.start()
     seen = 0
     try:

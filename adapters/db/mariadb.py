@@ -16,14 +16,18 @@ from typing import Any, Self, TypeVar
 
 import aiomysql
 import pymysql
+import structlog
 from pymysql.constants import CLIENT
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from adapters.db import tls
 from adapters.db.records import repositories
 from adapters.db.statements import Pipeline
+from adapters.retry import until_available
 from core.dsn import DbDsn
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 # MariaDB errors after which the whole transaction may simply be run again.
 RETRYABLE_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
@@ -62,6 +66,26 @@ def is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in UNREACHABLE
 
 
+async def open_pool(dsn: DbDsn, *, size: int) -> aiomysql.Pool:
+    """A process's pool, waiting for MariaDB while it is down; a refusal (TLS, login) stops the start with one line."""
+    try:
+        return await until_available("mariadb", lambda: create_pool(dsn, size=size), retry_on=worth_waiting_for)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        log.error(
+            "database_refused",
+            dsn=str(dsn),
+            error=f"{type(cause).__name__}: {cause}"[:500],
+            tls="IMAGES_DB_TLS_CA set" if dsn.tls else "no TLS (IMAGES_DB_TLS_CA is empty)",
+        )
+        raise
+
+
+def worth_waiting_for(exc: BaseException) -> bool:
+    """Tell whether a failure to connect may pass (MariaDB starting, restarting), unlike a refusal (TLS, login)."""
+    return not tls.refused(exc)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Tell whether a failed transaction can be retried as a whole (deadlock, lock timeout)."""
     return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in RETRYABLE_ERRORS
@@ -81,10 +105,13 @@ async def in_transaction_retrying(transaction: Callable[[], Awaitable[T]], *, at
 
 
 def connect_kwargs(dsn: DbDsn) -> dict[str, Any]:
-    """Return aiomysql connection arguments for a DSN."""
+    """Return aiomysql connection arguments for a DSN (with its TLS context, TLS then required)."""
     where: dict[str, Any] = (
         {"unix_socket": dsn.unix_socket} if dsn.unix_socket else {"host": dsn.host, "port": dsn.port}
     )
+    if dsn.tls is not None:
+        tls.require_tls()
+        where["ssl"] = tls.ssl_context(dsn.tls)
     return where | {
         "user": dsn.user,
         "password": dsn.password,

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 
+from adapters.kafka.security import client_auth
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC, all_topics
 from core.references import RULES
 from core.settings import Settings
@@ -35,6 +36,7 @@ def create_producer(settings: Settings) -> AIOKafkaProducer:
         request_timeout_ms=10_000,
         retry_backoff_ms=100,
         client_id="image-server",
+        **client_auth(settings),
     )
 
 
@@ -49,7 +51,9 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
 async def ensure_topics(settings: Settings, topics: dict[str, int] | None = None) -> list[str]:
     """Create the missing topics with their partition counts; return the names created."""
     wanted = topics if topics is not None else topic_partitions(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000, **client_auth(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -71,9 +75,11 @@ async def ensure_topics(settings: Settings, topics: dict[str, int] | None = None
         await admin.close()
 
 
-async def probe(bootstrap: str, *, timeout_s: float = 2.0) -> int:
+async def probe(settings: Settings, *, timeout_s: float = 2.0) -> int:
     """Fetch cluster metadata over a fresh connection; return the broker count or raise."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    client = AIOKafkaClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000), **client_auth(settings)
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return len(client.cluster.brokers())

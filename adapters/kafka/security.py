@@ -1,0 +1,66 @@
+"""How every Kafka client of the service connects (issue 27): TLS and SASL from the IMAGES_KAFKA_* settings.
+
+`client_auth(settings)` is the one place the security settings become client arguments: the
+relay's producer, the admin client, the health probe and `watch` pass them to aiokafka as they
+are, and the workers give Faust the same through `faust_credentials`, which Faust turns back
+into exactly these arguments (a test checks the round trip). Hostname verification is always
+on; an empty IMAGES_KAFKA_TLS_CA means the system's CA store (managed clusters' certificates
+are signed by public CAs).
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from typing import Any
+
+from core.settings import Settings, SettingsError
+
+
+@functools.cache
+def tls_context(ca: str, cert: str, key: str) -> ssl.SSLContext:
+    """A client context verifying the brokers (and presenting a client certificate when given)."""
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"IMAGES_KAFKA_TLS_CA={ca!r} cannot be used: {exc}") from None
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    if cert:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"IMAGES_KAFKA_TLS_CERT/IMAGES_KAFKA_TLS_KEY cannot be used: {exc}") from None
+    return context
+
+
+def client_auth(settings: Settings) -> dict[str, Any]:
+    """The security arguments of an aiokafka client (producer, consumer, admin, plain client)."""
+    protocol = settings.kafka_security_protocol
+    auth: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        auth["ssl_context"] = tls_context(settings.kafka_tls_ca, settings.kafka_tls_cert, settings.kafka_tls_key)
+    if protocol.startswith("SASL_"):
+        auth |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password,
+        }
+    return auth
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same security for Faust's `broker_credentials` (None: PLAINTEXT)."""
+    import faust  # here: the api and the relay use this module and never Faust
+
+    auth = client_auth(settings)
+    if auth["security_protocol"] == "SSL":
+        return faust.SSLCredentials(auth["ssl_context"])
+    if auth["security_protocol"].startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=auth["sasl_plain_username"],
+            password=auth["sasl_plain_password"],
+            ssl_context=auth.get("ssl_context"),
+            mechanism=auth["sasl_mechanism"],
+        )
+    return None
