@@ -38,7 +38,7 @@ async def check_db(pool: aiomysql.Pool) -> Component:
         await asyncio.wait_for(mariadb.ping(pool), CHECK_TIMEOUT_S)
         return Component(True, details)
     except Exception as exc:
-        return Component(False, details | {"error": _describe(exc)})
+        return Component(False, details | {"error": describe(exc)})
 
 
 async def check_kafka(settings: Settings) -> Component:
@@ -47,7 +47,7 @@ async def check_kafka(settings: Settings) -> Component:
         brokers = await kafka.probe(settings, timeout_s=CHECK_TIMEOUT_S)
         return Component(brokers > 0, {"brokers": brokers})
     except Exception as exc:
-        return Component(False, {"error": _describe(exc)})
+        return Component(False, {"error": describe(exc)})
 
 
 def check_disk_space(base_dir: Path) -> Component:
@@ -55,7 +55,7 @@ def check_disk_space(base_dir: Path) -> Component:
     try:
         usage = shutil.disk_usage(base_dir)
     except OSError as exc:
-        return Component(False, {"error": _describe(exc)})
+        return Component(False, {"error": describe(exc)})
     details = {"total": usage.total, "free": usage.free, "threshold": DISK_FREE_THRESHOLD_BYTES}
     return Component(usage.free >= DISK_FREE_THRESHOLD_BYTES, details)
 
@@ -80,5 +80,8 @@ async def check_all(pool: aiomysql.Pool, settings: Settings, storage: Storage) -
     return {"db": db, "diskSpace": disk, "kafka": kafka_c, "fileSystem": store}
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def describe(exc: BaseException) -> str:
+    """An error in one line, with its cause: a TLS failure shows under aiomysql's "Can't connect"."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__
+    return text if cause is None else f"{text} ({describe(cause)})"

@@ -31,13 +31,16 @@ async def read_messages(
     count: int,
     timeout_s: float = 20.0,
     settle_s: float = 0.0,
+    security: dict[str, Any] | None = None,
 ) -> list[Message]:
     """Return the first `count` matching messages (in partition order); fail at the deadline.
 
     With `settle_s`, keep reading that long after reaching `count` and return everything matched,
     so a test can prove that no extra message arrived.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", **(security or {})
+    )
     await consumer.start()
     found: list[Message] = []
     try:

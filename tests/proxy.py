@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:`port` to `target_port`; `cut()` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:`port` to `target_port`; `cut()` drops every connection and refuses new ones.
 
-    def __init__(self, port: int, target_port: int) -> None:
-        self.port, self.target_port = port, target_port
+    With `tls`, it terminates TLS: clients speak TLS to it, the target plain TCP.
+    """
+
+    def __init__(self, port: int, target_port: int, *, tls: ssl.SSLContext | None = None) -> None:
+        self.port, self.target_port, self.tls = port, target_port, tls
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self.tls)
 
     async def cut(self) -> None:
         if self._server is not None:
@@ -49,3 +54,22 @@ class TcpProxy:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+class ProxyThread:
+    """A TcpProxy on a loop of its own, in a thread: it serves while the tests' loop is not running."""
+
+    def __init__(self, proxy: TcpProxy) -> None:
+        self.proxy = proxy
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> TcpProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(10)
+        return self.proxy
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.cut(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -134,7 +134,7 @@ async def check_health(settings: Settings) -> int:
     try:
         pool = await mariadb.create_pool(settings.db_dsn, size=1)
     except Exception as exc:
-        print(f"db=DOWN ({type(exc).__name__}: {exc})")
+        print(f"db=DOWN ({health.describe(exc)})")
         return 1
     try:
         db, kafka, store = await asyncio.gather(
@@ -144,7 +144,10 @@ async def check_health(settings: Settings) -> int:
         pool.close()
         await pool.wait_closed()
     print(
-        " ".join(f"{name}={'UP' if c.up else 'DOWN'}" for name, c in (("db", db), ("kafka", kafka), ("store", store)))
+        " ".join(
+            f"{name}={'UP' if c.up else 'DOWN'}" + ("" if c.up else f" ({c.details.get('error')})")
+            for name, c in (("db", db), ("kafka", kafka), ("store", store))
+        )
     )
     return 0 if db.up and kafka.up and store.up else 1
 

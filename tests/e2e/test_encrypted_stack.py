@@ -1,0 +1,115 @@
+"""The api, a relay and a worker on encrypted connections only (issue 27): MariaDB and Kafka over TLS.
+
+MariaDB is a private mariadbd that requires TLS (require_secure_transport=ON); the broker is a
+tansu behind a TLS-terminating proxy, advertising the proxy's address, so every Kafka client of
+the service (the relay's producer, Faust's consumer and producer, the admin and health clients)
+runs its TLS path for real. Certificates are made by the fixture (tests/tls.py).
+
+SASL is not run live: tansu's `--authentication` (SCRAM) could not be made to work here (its
+`user create` succeeds only against a broker without authentication, aiokafka's handshake then
+fails, and memory storage forgets users on restart). tests/unit/test_connection_settings.py shows
+the SASL settings reach aiokafka and Faust exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from adapters.db import mariadb
+from adapters.kafka.client import ensure_topics
+from adapters.kafka.security import client_auth
+from core.dsn import DbDsn, DbTls
+from tests import images, services
+from tests.e2e.client import ImageClient
+from tests.e2e.conftest import Stack, running_stack, stack_settings
+from tests.e2e.test_stack import wait_ready
+from tests.kafka_reader import read_messages
+from tests.processes import ROOT, settings_env
+from tests.proxy import ProxyThread, TcpProxy
+from tests.tls import Pki
+
+
+@pytest.fixture(scope="module")
+def encrypted(tls_db: tuple[DbDsn, Pki], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    dsn, pki = tls_db
+    dsn = dsn.with_database(f"images_encrypted_{uuid.uuid4().hex[:8]}")
+    broker_port, proxy_port = services.free_port(), services.free_port()
+    broker = services.Tansu(broker_port, proxy_port)  # clients are told the proxy's address
+    terminating = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    terminating.load_cert_chain(pki.server_cert, pki.server_key)
+    root = tmp_path_factory.mktemp("encrypted")
+    settings = stack_settings(
+        replace(dsn, tls=DbTls(str(pki.ca))),
+        f"127.0.0.1:{proxy_port}",
+        root,
+        db_tls_ca=str(pki.ca),
+        kafka_security_protocol="SSL",
+        kafka_tls_ca=str(pki.ca),
+    )
+    broker.start()
+    try:
+        with ProxyThread(TcpProxy(proxy_port, broker_port, tls=terminating)):
+            asyncio.run(mariadb.apply_schema(settings.db_dsn))
+            asyncio.run(ensure_topics(settings))
+            with running_stack(settings, root) as stack:
+                yield stack
+    finally:
+        broker.stop()
+
+
+async def test_an_upload_becomes_ready_and_its_confirm_is_announced_over_tls_only(encrypted: Stack) -> None:
+    settings = encrypted.settings
+    api = ImageClient(f"http://127.0.0.1:{settings.api_port}")
+    try:
+        status, (body,) = await api.upload([("photo.jpg", images.jpeg(300, 200))], category="PRODUCT")
+        assert status == 200, body
+        image = await wait_ready(api, body["id"])  # the relay published over TLS, the worker consumed over TLS
+        assert image["status"] == "READY"
+        reference = f"tls-{body['id'][:8]}"
+        assert (await api.confirm(reference, [body["id"]]))[0] == 200
+        status, health = await api.get("/actuator/health")
+        assert status == 200, health
+    finally:
+        await api.close()
+    (event,) = await read_messages(
+        settings.kafka_bootstrap,
+        "product-image-changed",
+        match=lambda m: m.key == reference,
+        count=1,
+        security=client_auth(settings),
+    )
+    assert event.value["payload"]["images"][0]["imageId"] == body["id"]
+
+
+async def test_a_client_with_a_wrong_ca_is_refused_by_broker_and_database(
+    encrypted: Stack, tls_db: tuple[DbDsn, Pki]
+) -> None:
+    _, pki = tls_db
+    for component, wrong in {
+        "kafka": replace(encrypted.settings, kafka_tls_ca=str(pki.other_ca)),
+        "db": replace(encrypted.settings, db_tls_ca=str(pki.other_ca)),
+    }.items():
+        env = {**settings_env(wrong), "PATH": os.environ["PATH"], "IMAGES_LOG_FORMAT": "json"}
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "workers", "health"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode == 1, said[-2000:]
+        assert f"{component}=DOWN" in done.stdout, said[-2000:]
+        # The verdict's reason (the database's), or aiokafka's log line of the refused handshake (the broker's).
+        assert "certificate verify failed" in said.lower(), said[-2000:]
