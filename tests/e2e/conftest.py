@@ -59,17 +59,17 @@ def stack_settings(database: DbDsn, kafka: str, root: Path, **overrides: object)
 
 
 @contextlib.contextmanager
-def running_stack(settings: Settings, root: Path) -> Iterator[Stack]:
-    """The api, a relay and a worker on `settings`, until every one stops cleanly on SIGTERM."""
+def running_stack(settings: Settings, root: Path, *, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """The api, a relay and a worker on `settings` (and `env`), until every one stops cleanly on SIGTERM."""
     s = Stack(settings, root)
     try:
-        api = s.start("api", ["api"])
+        api = s.start("api", ["api"], env=env)
         s.relay_metrics_port = services.free_port()
-        s.start("relay", ["outbox"], replace(settings, relay_metrics_port=s.relay_metrics_port))
+        s.start("relay", ["outbox"], replace(settings, relay_metrics_port=s.relay_metrics_port), env=env)
         # workers-1 alone serves its metrics (every process needs a port of its own).
         s.worker_metrics_port = services.free_port()
         workers = s.start(
-            "workers-1", ["workers", "worker"], replace(settings, worker_metrics_port=s.worker_metrics_port)
+            "workers-1", ["workers", "worker"], replace(settings, worker_metrics_port=s.worker_metrics_port), env=env
         )
         port = settings.api_port
         services.wait_until(lambda: services.port_answers(port), timeout_s=30, what="the api to listen")

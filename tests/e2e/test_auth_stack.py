@@ -84,3 +84,18 @@ async def test_metrics_are_served_on_their_own_port_and_not_on_the_apis(auth_sta
             f"http://127.0.0.1:{settings.api_port}/metrics", headers={"Authorization": f"Bearer {token}"}
         ) as r:
             assert (r.status, (await r.json())["code"]) == (404, "NOT_FOUND")
+
+
+async def test_the_jwt_secret_and_the_tokens_never_reach_a_log_line(auth_stack: Stack) -> None:
+    """After the quickstart's calls: tokens were sent with every one of them, and failed ones too."""
+    secret = Path(auth_stack.settings.auth_hs256_secret_file).read_text().strip()
+    token = mint(auth_stack.settings, "someone", scopes=["images:read"], ttl_s=60)
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{auth_stack.settings.api_port}/api/v1/images/nothing"
+        async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 404  # images:read: a missing image is simply not found
+        async with http.get(url, headers={"Authorization": f"Bearer {token[:-4]}AAAA"}) as r:
+            assert r.status == 401
+    for name, process in auth_stack.processes.items():
+        log = process.log()
+        assert secret not in log and token[-30:] not in log, name
