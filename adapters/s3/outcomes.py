@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 from aiohttp import ClientError as HttpClientError
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import SSLError as BotoSSLError
 from prometheus_client import Counter, Histogram
 
 from core.ports import StoreUnavailable
@@ -88,7 +90,10 @@ def translated(exc: BaseException, key: str) -> BaseException:
 
 def unavailable(exc: BaseException) -> bool:
     """Tell whether an error is an outage: refused, reset, timed out (botocore's own, or the
-    transport's should one get through), throttled, or a 5xx."""
+    transport's should one get through), throttled, or a 5xx. A certificate that does not verify is
+    no outage: waiting will not change it (AWS_CA_BUNDLE names the CA of a private store)."""
+    if isinstance(exc, BotoSSLError | ssl.SSLError):
+        return False
     if isinstance(exc, BotoConnectionError | HTTPClientError | HttpClientError | ConnectionError | TimeoutError):
         return True
     if isinstance(exc, ClientError):
