@@ -13,7 +13,7 @@ import orjson
 import structlog
 from aiohttp import hdrs, web
 
-from adapters.db.mariadb import is_unreachable
+from adapters.db.mariadb import is_retryable, is_unreachable
 from adapters.outage import Outage
 from api import keys, metrics
 from api.auth import challenge
@@ -119,7 +119,15 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
                 response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
         except Exception as exc:
             outage = _outage(exc)
-            if outage is None:
+            if outage is None and is_retryable(exc):
+                # Chosen as a deadlock victim (or timed out on a lock) on every try: MariaDB rolled the
+                # transaction back, so nothing was stored and 503's "retry" is the truth (CONTRACT 2).
+                log.warning("transaction_gave_up", error=f"{type(exc).__name__}: {exc}"[:300])
+                response = error_response(
+                    request, 503, "SERVICE_UNAVAILABLE", "the database was too busy to take this; nothing was changed"
+                )
+                response.headers[hdrs.RETRY_AFTER] = "1"
+            elif outage is None:
                 log.exception("request_failed", method=request.method, path=request.path)
                 response = error_response(request, 500, "INTERNAL_SERVER_ERROR", "Internal server error")
             else:  # an outage, not a bug: logged once per outage, not with a traceback per request
