@@ -73,3 +73,4 @@ class ProxyThread:
         asyncio.run_coroutine_threadsafe(self.proxy.cut(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()  # its self-pipe sockets too: left open, they warn when collected, in a later test
