@@ -25,10 +25,11 @@ from multipart import (
     parse_options_header,
 )
 
+from adapters.db import quotas as quota_usage
 from adapters.ids import new_id
 from api import idempotent, keys, metrics
 from api.auth import caller
-from core import auth, errors, idempotency
+from core import auth, errors, idempotency, quotas
 from core.idempotency import Remember, StoredAnswer
 from core.images import Image, ImageStatus
 from core.upload import IncomingFile, UploadForm
@@ -61,6 +62,14 @@ async def upload(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(reason="Content-Type must be multipart/form-data")
     if (request.content_length or 0) > settings.max_request_bytes:
         raise errors.RequestTooLarge(f"request is over {settings.max_request_bytes} bytes")
+    if who.subject is not None and settings.quota.active:
+        # The uploader is the token's: one already over quota is told before its body is read and
+        # stored. The count that holds is still the one in the upload's own transaction.
+        now = datetime.now(UTC)
+        since = quotas.oldest_counted(now, settings.quota.longest_window)
+        quotas.check(
+            settings.quota, await quota_usage.usage_since(request.app[keys.POOL], who.subject, since), now, 1, 1
+        )
     body = _Body(settings.max_request_bytes)
     try:
         fields, single, multi = await _read_form(request, body, settings.max_file_bytes)

@@ -41,12 +41,17 @@ class MariaDbQuotas(Repository):
         self._tx.write(ADD_USAGE, (uploader_id, db_time(usage.minute), usage.images, usage.bytes))
 
 
+async def usage_since(pool: aiomysql.Pool, uploader_id: str, since: datetime) -> list[Usage]:
+    """An uploader's buckets from `since` on, read without a lock (an early look, or the CLI's)."""
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(SELECT_USAGE, (uploader_id, db_time(since)))
+        return [Usage(m.replace(tzinfo=UTC), int(i), int(b)) for m, i, b in await cur.fetchall()]
+
+
 async def usage_of(pool: aiomysql.Pool, uploader_id: str, now: datetime) -> dict[str, dict[str, int]]:
     """An uploader's images and bytes in the rolling hour and day ending now (the admin CLI's `quota`)."""
     since = quotas.oldest_counted(now, quotas.DAY)
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(SELECT_USAGE, (uploader_id, db_time(since)))
-        rows = [Usage(m.replace(tzinfo=UTC), int(i), int(b)) for m, i, b in await cur.fetchall()]
+    rows = await usage_since(pool, uploader_id, since)
     windows = {"hour": quotas.oldest_counted(now, quotas.HOUR), "day": since}
     return {
         name: {

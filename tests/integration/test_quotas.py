@@ -102,3 +102,44 @@ async def test_the_admin_cli_shows_an_uploaders_usage(
     size = 2 * len(images.png(64, 64))
     assert usage["hour"] == {"images": 2, "bytes": size, "maxImages": 10, "maxBytes": 0}
     assert usage["day"] == {"images": 2, "bytes": size, "maxImages": 0, "maxBytes": 10_000_000}
+
+
+async def test_an_uploader_over_quota_is_answered_before_its_body_is_sent(
+    settings: Settings, pool: aiomysql.Pool, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """With a token the uploader is known from the headers: no need to receive (and store) 5 MB to refuse them."""
+    import jwt
+
+    secret = b"q" * 40
+    (tmp_path / "secret").write_bytes(secret)
+    limited = replace(
+        settings,
+        quota_images_per_hour=1,
+        auth="jwt",
+        auth_hs256_secret_file=str(tmp_path / "secret"),
+        auth_issuer="quota-test",
+        auth_audience="images",
+    )
+    client = await make_client(limited)
+    token = jwt.encode(
+        {"iss": "quota-test", "aud": "images", "sub": "early", "exp": 2**31 - 1, "scope": "images:upload"},
+        secret,
+        algorithm="HS256",
+    )
+    first = await client.post("/api/images", data=form("early"), headers={"Authorization": f"Bearer {token}"})
+    assert first.status == 200
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(
+            (
+                "POST /api/images HTTP/1.1\r\nHost: test\r\n"
+                f"Authorization: Bearer {token}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {5 * 1024 * 1024}\r\n\r\n--b\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # the rest of the body never comes
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 429") and b"Retry-After:" in head
