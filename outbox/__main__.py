@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 
 import prometheus_client
 import structlog
 
 from adapters.db import mariadb
 from adapters.kafka.client import create_producer
+from adapters.kafka.security import BrokerRefused, check_tls
 from adapters.logs import start_process
 from core.settings import Settings
 from outbox.relay import Relay
@@ -53,6 +55,11 @@ def _stopper(relay: Relay, log: structlog.typing.FilteringBoundLogger) -> object
 def main() -> None:
     """Read settings, configure logging, run the relay."""
     settings = start_process(os.environ, "outbox")
+    try:
+        asyncio.run(check_tls(settings))
+    except BrokerRefused as exc:  # one line and a stop, not a retry line every few seconds forever
+        structlog.get_logger("outbox").error("kafka_refused", error=str(exc))
+        sys.exit(2)
     asyncio.run(serve(settings))
 
 

@@ -10,6 +10,7 @@ are signed by public CAs).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 from typing import Any
@@ -64,3 +65,27 @@ def faust_credentials(settings: Settings) -> Any:
             mechanism=auth["sasl_mechanism"],
         )
     return None
+
+
+class BrokerRefused(Exception):
+    """A broker refused this client's TLS: a setting to fix, not an outage to wait out."""
+
+
+async def check_tls(settings: Settings, *, timeout_s: float = 5.0) -> None:
+    """Shake hands with the first bootstrap broker over TLS; BrokerRefused if it does not verify.
+
+    aiokafka reports a failed handshake only as "Unable to bootstrap", the same as a broker that
+    is down; this look tells the two apart before a process starts waiting (or crashing).
+    A broker that does not answer at all is left to the caller's waiting.
+    """
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return
+    host, _, port = settings.kafka_bootstrap.split(",")[0].strip().rpartition(":")
+    context = client_auth(settings)["ssl_context"]
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port), ssl=context), timeout_s)
+    except ssl.SSLError as exc:
+        raise BrokerRefused(f"TLS to {host}:{port} failed: {exc}") from None
+    except (OSError, TimeoutError):
+        return  # not answering: an outage, which the caller waits out
+    writer.close()

@@ -140,6 +140,23 @@ async def test_a_client_with_a_wrong_ca_is_refused_by_broker_and_database(
         assert "certificate verify failed" in said.lower(), said[-2000:]
 
 
+async def test_a_worker_or_relay_refused_by_the_broker_stops_with_one_line_not_tracebacks(
+    encrypted: Stack, tls_db: tuple[DbDsn, Pki]
+) -> None:
+    _, pki = tls_db
+    wrong = replace(encrypted.settings, kafka_tls_ca=str(pki.other_ca), worker_app_id="refused-workers")
+    env = {**settings_env(wrong), "PATH": os.environ["PATH"], "IMAGES_LOG_FORMAT": "json"}
+    for args in (["workers", "worker"], ["outbox"]):
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode == 2, said[-2000:]
+        refused = [line for line in said.splitlines() if '"kafka_refused"' in line]
+        assert len(refused) == 1 and "CERTIFICATE_VERIFY_FAILED" in refused[0], said[-2000:]
+        assert "Traceback" not in said, said[-2000:]
+
+
 async def test_no_secret_reaches_a_log_line_a_metric_or_a_health_answer(encrypted: Stack) -> None:
     """Runs last in this module: every process has logged its start, requests and conversions by now."""
     settings = encrypted.settings
