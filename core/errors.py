@@ -89,6 +89,14 @@ class ImageSaveFailed(DomainError):
     code = "IMAGE_SAVE_FAILED"
 
 
+def outcome_unknown(what: str) -> ImageSaveFailed:
+    """The answer when a commit's outcome is unknown (CONTRACT 2): never 503, which says nothing was stored."""
+    return ImageSaveFailed(
+        f"the {what}'s outcome is unknown: the database connection was lost during its commit. Retry with the"
+        " same Idempotency-Key (it answers what was stored), or read the images"
+    )
+
+
 class IdempotencyKeyReused(DomainError):
     code = "IDEMPOTENCY_KEY_REUSED"
 

@@ -78,8 +78,22 @@ async def record_uploads(
             images.append(image)
         if remember is not None:
             await uow.idempotency.remember(remember.request, remember.answer(images), now)
-        await uow.commit()
+        await commit(uow, "upload")
     return images
+
+
+async def commit(uow: UnitOfWork | UploadUnitOfWork, what: str) -> None:
+    """Commit; a commit whose outcome is unknown is IMAGE_SAVE_FAILED saying so, never an outage (CONTRACT 2).
+
+    A lost connection before the COMMIT was sent surely changed nothing and stays what it was
+    (the api's 503, "retry"); once the COMMIT may have reached MariaDB, 503 would be a lie.
+    """
+    try:
+        await uow.commit()
+    except Exception as exc:
+        if uow.commit_in_doubt:
+            raise errors.outcome_unknown(what) from exc
+        raise
 
 
 async def _charge(
@@ -151,7 +165,7 @@ async def confirm_images(
         if remember is not None:
             await uow.idempotency.remember(remember.request, remember.answer([]), now)
         if not plan.is_noop or remember is not None:
-            await uow.commit()
+            await commit(uow, "confirm")
     return ConfirmResult([] if plan.is_noop else [plan])
 
 
@@ -187,7 +201,7 @@ async def delete_all(
         if remember is not None:
             await uow.idempotency.remember(remember.request, remember.answer([]), now)
         if applied or remember is not None:
-            await uow.commit()
+            await commit(uow, "delete")
     return ConfirmResult(applied)
 
 

@@ -216,3 +216,33 @@ async def test_requeue_announces_a_stuck_temp_image_again() -> None:
     done = await operations.requeue(uow, image_id="t", reason="stuck", original_exists=present, now=T, new_id=ids())
     assert done.outcome == "requeued" and [e.event_type for e in uow.state.outbox] == ["IMAGE_UPLOADED"]
     assert [(h.old_status, h.new_status) for h in uow.state.history] == [(ImageStatus.TEMP, ImageStatus.TEMP)]
+
+
+class LostCommit(FakeUnitOfWork):
+    """A unit of work whose connection is lost at commit: before the COMMIT went out, or after (in doubt)."""
+
+    def __init__(self, uow: FakeUnitOfWork, *, in_doubt: bool) -> None:
+        super().__init__(uow.state)
+        self._in_doubt = in_doubt
+
+    async def commit(self) -> None:
+        self.commit_in_doubt = self._in_doubt
+        raise ConnectionResetError("the connection broke")
+
+
+@pytest.mark.parametrize("what", ["confirm", "delete"])
+async def test_a_confirm_whose_commit_is_in_doubt_says_so_and_one_surely_lost_stays_an_outage(what: str) -> None:
+    """CONTRACT 2: 503 means nothing was stored; a commit that may have happened is IMAGE_SAVE_FAILED, saying so."""
+
+    async def run(uow: FakeUnitOfWork) -> object:
+        if what == "confirm":
+            return await services.confirm_images(
+                uow, reference_id="p-1", image_ids=["a"], references=DATA, now=T, new_id=ids()
+            )
+        return await services.delete_all(uow, reference_id="p-1", reference_type="POST", now=T, new_id=ids())
+
+    seed = seeded(img("a", ref="p-1", status=ImageStatus.CONFIRMED if what == "delete" else ImageStatus.READY))
+    with pytest.raises(errors.ImageSaveFailed, match="outcome is unknown"):
+        await run(LostCommit(seed, in_doubt=True))
+    with pytest.raises(ConnectionResetError):
+        await run(LostCommit(seed, in_doubt=False))

@@ -215,9 +215,10 @@ async def test_a_commit_that_surely_failed_leaves_no_file() -> None:
     assert store.files == {} and store.kept == []
 
 
-async def test_a_commit_in_doubt_keeps_the_file_for_the_orphan_sweep() -> None:
-    # The row may exist: removing its file would break "no row without its file".
+async def test_a_commit_in_doubt_keeps_the_file_and_answers_that_the_outcome_is_unknown() -> None:
+    # The row may exist: removing its file would break "no row without its file"; and the answer
+    # must not be 503's "nothing was stored" (CONTRACT 2): it is IMAGE_SAVE_FAILED, saying so.
     store = FakeStore()
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(errors.ImageSaveFailed, match="outcome is unknown"):
         await run(FORM, ports(store, FailingCommit(in_doubt=True)))
     assert list(store.files) == store.kept == ["_originals/PRODUCT/2025/01/20/id-0.jpg"]
