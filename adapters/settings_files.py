@@ -21,8 +21,8 @@ from core.settings import Settings, SettingsError
 MAX_SECRET_BYTES = 64 * 1024
 
 
-def read_secret_file(variable: str, path: str) -> str:
-    """The secret in a file, its final newline dropped; SettingsError naming the variable if unusable."""
+def read_secret_bytes(variable: str, path: str) -> bytes:
+    """The secret in a file (at most 64 KiB), its final newline dropped; SettingsError naming the variable."""
     try:
         with Path(path).open("rb") as file:
             data = file.read(MAX_SECRET_BYTES + 1)
@@ -30,13 +30,18 @@ def read_secret_file(variable: str, path: str) -> str:
         raise SettingsError(f"{variable}={path!r} cannot be read: {exc.strerror}") from None
     if len(data) > MAX_SECRET_BYTES:
         raise SettingsError(f"{variable}={path!r} is over {MAX_SECRET_BYTES} bytes: not a secret")
-    try:
-        secret = data.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise SettingsError(f"{variable}={path!r} is not UTF-8 text") from None
+    secret = data.rstrip(b"\r\n")
     if not secret:
         raise SettingsError(f"{variable}={path!r} is empty")
     return secret
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The secret in a file as text (a password)."""
+    try:
+        return read_secret_bytes(variable, path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"{variable}={path!r} is not UTF-8 text") from None
 
 
 def load_files(settings: Settings) -> Settings:

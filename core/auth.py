@@ -31,11 +31,6 @@ class Caller:
     scopes: frozenset[str]
     reference_types: frozenset[str] | None = None  # None: every type
 
-    @property
-    def anonymous(self) -> bool:
-        """Tell whether nobody was authenticated (IMAGES_AUTH=off)."""
-        return self.subject is None
-
 
 ANONYMOUS = Caller(None, frozenset(SCOPES))
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import jwt
-import structlog
 from jwt import PyJWK
 
 from adapters.auth.jwks import JwksKeys
+from adapters.settings_files import read_secret_bytes
 from core import auth, errors
 from core.auth import Caller
 from core.settings import Settings, SettingsError
@@ -34,8 +33,6 @@ CACHE_ENTRIES = 4096
 CACHE_SECONDS = 60.0
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
-log = structlog.get_logger(__name__)
-
 
 class KeySource(Protocol):
     """Where the key that verifies a token comes from."""
@@ -45,12 +42,9 @@ class KeySource(Protocol):
     async def key_for(self, kid: str | None) -> PyJWK: ...
 
 
-def read_secret(path: str) -> bytes:
-    """The HS256 secret in a file (its final newline dropped); SettingsError naming the variable if unusable."""
-    try:
-        secret = Path(path).read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise SettingsError(f"IMAGES_AUTH_HS256_SECRET_FILE={path!r} cannot be read: {exc.strerror}") from None
+def hs256_secret(path: str) -> bytes:
+    """The HS256 secret in IMAGES_AUTH_HS256_SECRET_FILE; SettingsError naming it if unusable or too short."""
+    secret = read_secret_bytes("IMAGES_AUTH_HS256_SECRET_FILE", path)
     if len(secret) < MIN_SECRET_BYTES:
         raise SettingsError(f"IMAGES_AUTH_HS256_SECRET_FILE holds under {MIN_SECRET_BYTES} bytes: too weak")
     return secret
@@ -77,14 +71,14 @@ def mint(
     }
     if reference_types:
         claims["ref_types"] = [t.upper() for t in reference_types]
-    return jwt.encode(claims, read_secret(settings.auth_hs256_secret_file), algorithm="HS256")
+    return jwt.encode(claims, hs256_secret(settings.auth_hs256_secret_file), algorithm="HS256")
 
 
 class SharedSecret:
     """One HS256 key, read from a file at start (Docker and Kubernetes secrets are files)."""
 
     def __init__(self, path: str) -> None:
-        secret = read_secret(path)
+        secret = hs256_secret(path)
         self._key = PyJWK({"kty": "oct", "k": jwt.utils.base64url_encode(secret).decode()}, algorithm="HS256")
 
     async def start(self) -> None:
@@ -168,26 +162,26 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
     """The verifier IMAGES_AUTH asks for (None when it is off); its keys start with the app."""
     if settings.auth != "jwt":
         return None
+    keys: KeySource
     if settings.auth_hs256_secret_file:
-        return TokenVerifier(
-            SharedSecret(settings.auth_hs256_secret_file),
-            algorithms=["HS256"],
-            issuer=settings.auth_issuer,
-            audience=settings.auth_audience,
-            leeway_s=settings.auth_leeway_s,
+        keys, algorithms = SharedSecret(settings.auth_hs256_secret_file), ("HS256",)
+    else:
+        keys, algorithms = (
+            JwksKeys(
+                settings.auth_jwks_url,
+                settings.auth_algorithms,
+                refresh_s=settings.auth_jwks_refresh_s,
+                max_age_s=settings.auth_jwks_max_age_s,
+            ),
+            settings.auth_algorithms,
         )
-    jwks = JwksKeys(
-        settings.auth_jwks_url,
-        settings.auth_algorithms,
-        refresh_s=settings.auth_jwks_refresh_s,
-        max_age_s=settings.auth_jwks_max_age_s,
-    )
     verifier = TokenVerifier(
-        jwks,
-        algorithms=settings.auth_algorithms,
+        keys,
+        algorithms=algorithms,
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
         leeway_s=settings.auth_leeway_s,
     )
-    jwks.on_change = verifier.forget
+    if isinstance(keys, JwksKeys):
+        keys.on_change = verifier.forget  # a key gone from the set: what it verified is verified again
     return verifier

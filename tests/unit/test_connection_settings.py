@@ -91,3 +91,11 @@ def test_secret_files_are_read_at_start_and_an_unreadable_one_names_its_variable
     assert "db-pass" not in str(loaded.db_dsn)
     with pytest.raises(SettingsError, match="IMAGES_DB_PASSWORD_FILE"):
         load_files(Settings.from_env({"IMAGES_DB_PASSWORD_FILE": str(tmp_path / "absent")}))
+
+
+def test_a_secret_file_is_read_up_to_64_kib_and_an_empty_one_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "huge").write_bytes(b"x" * (64 * 1024 + 1))
+    (tmp_path / "empty").write_bytes(b"\n")
+    for name in ("huge", "empty"):
+        with pytest.raises(SettingsError, match="IMAGES_DB_PASSWORD_FILE"):
+            load_files(Settings.from_env({"IMAGES_DB_PASSWORD_FILE": str(tmp_path / name)}))
