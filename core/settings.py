@@ -30,11 +30,9 @@ class Settings:
     db_dsn: DbDsn = _setting("DB_DSN", parse_dsn, parse_dsn("mysql://root@127.0.0.1:3306/images"), "MariaDB DSN")
     db_pool_size: int = _setting("DB_POOL_SIZE", values.positive_int, 10, "Connections per process pool")
     db_password_file: str = _setting(
-        "DB_PASSWORD_FILE", values.text, "", "File holding the database password (over the DSN's; a Docker secret)"
+        "DB_PASSWORD_FILE", values.text, "", "File holding the database password (over the DSN's)"
     )
-    db_tls_ca: str = _setting(
-        "DB_TLS_CA", values.text, "", "CA file of MariaDB's certificate: TLS required (empty: no TLS)"
-    )
+    db_tls_ca: str = _setting("DB_TLS_CA", values.text, "", "CA of MariaDB's certificate: TLS required (empty: none)")
     db_tls_cert: str = _setting("DB_TLS_CERT", values.text, "", "Client certificate for MariaDB (mutual TLS)")
     db_tls_key: str = _setting("DB_TLS_KEY", values.text, "", "Client key for MariaDB (mutual TLS)")
     db_tls_verify_identity: bool = _setting(
@@ -55,10 +53,10 @@ class Settings:
     kafka_sasl_username: str = _setting("KAFKA_SASL_USERNAME", values.text, "", "SASL user name")
     kafka_sasl_password: str = _setting("KAFKA_SASL_PASSWORD", values.text, "", "SASL password (or the file below)")
     kafka_sasl_password_file: str = _setting(
-        "KAFKA_SASL_PASSWORD_FILE", values.text, "", "File holding the SASL password (a Docker secret)"
+        "KAFKA_SASL_PASSWORD_FILE", values.text, "", "File holding the SASL password"
     )
     kafka_tls_ca: str = _setting(
-        "KAFKA_TLS_CA", values.text, "", "CA file of the brokers (SSL protocols; empty: the system's)"
+        "KAFKA_TLS_CA", values.text, "", "CA of the brokers (SSL protocols; empty: the system's)"
     )
     kafka_tls_cert: str = _setting("KAFKA_TLS_CERT", values.text, "", "Client certificate for the brokers (mutual TLS)")
     kafka_tls_key: str = _setting("KAFKA_TLS_KEY", values.text, "", "Client key for the brokers (mutual TLS)")
@@ -225,6 +223,12 @@ class Settings:
     log_level: str = _setting("LOG_LEVEL", values.log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _setting("LOG_FORMAT", values.log_format, "auto", "auto (JSON unless a TTY), json, console")
 
+    def __post_init__(self) -> None:
+        # The DSN every pool takes carries IMAGES_DB_TLS_*, so replacing those settings reaches it too.
+        if self.db_tls_ca:
+            tls = DbTls(self.db_tls_ca, self.db_tls_cert or None, self.db_tls_key or None, self.db_tls_verify_identity)
+            object.__setattr__(self, "db_dsn", replace(self.db_dsn, tls=tls))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from a mapping; raise SettingsError naming the first bad variable."""
@@ -240,14 +244,6 @@ class Settings:
                 raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
         settings = cls(**parsed)
         check_combinations(settings)
-        if settings.db_tls_ca:
-            tls = DbTls(
-                settings.db_tls_ca,
-                settings.db_tls_cert or None,
-                settings.db_tls_key or None,
-                settings.db_tls_verify_identity,
-            )
-            settings = replace(settings, db_dsn=replace(settings.db_dsn, tls=tls))
         if not settings.storage.local and PREFIX + "BASE_URL" not in env:
             # The api serves only a file:// store: on S3 the default URL would point at nothing.
             raise SettingsError(
