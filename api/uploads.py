@@ -66,10 +66,8 @@ async def upload(request: web.Request) -> web.Response:
         # The uploader is the token's: one already over quota is told before its body is read and
         # stored. The count that holds is still the one in the upload's own transaction.
         now = datetime.now(UTC)
-        since = quotas.oldest_counted(now, settings.quota.longest_window)
-        quotas.check(
-            settings.quota, await quota_usage.usage_since(request.app[keys.POOL], who.subject, since), now, 1, 1
-        )
+        usage = await quota_usage.usage_since(request.app[keys.POOL], who.subject, settings.quota.counted_since(now))
+        quotas.check(settings.quota, usage, now, 1, 1)
     body = _Body(settings.max_request_bytes)
     try:
         fields, single, multi = await _read_form(request, body, settings.max_file_bytes)

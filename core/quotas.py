@@ -35,10 +35,9 @@ class QuotaLimits:
         """Tell whether any limit is set."""
         return any((self.images_per_hour, self.bytes_per_hour, self.images_per_day, self.bytes_per_day))
 
-    @property
-    def longest_window(self) -> timedelta:
-        """The longest window a set limit looks back over."""
-        return DAY if self.images_per_day or self.bytes_per_day else HOUR
+    def counted_since(self, now: datetime) -> datetime:
+        """The oldest bucket any set limit counts at `now` (what an upload's check has to read)."""
+        return oldest_counted(now, DAY if self.images_per_day or self.bytes_per_day else HOUR)
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def oldest_counted(now: datetime, window: timedelta) -> datetime:
 
 def check(limits: QuotaLimits, usage: Sequence[Usage], now: datetime, images: int, nbytes: int) -> None:
     """Raise QuotaExceeded, with how long until it would fit, if this upload takes a window over its limit."""
-    waits: list[float] = []
+    waits: dict[str, float] = {}  # limit exceeded -> seconds until the upload fits it
     for window, what, limit, added in (
         (HOUR, "images per hour", limits.images_per_hour, images),
         (HOUR, "bytes per hour", limits.bytes_per_hour, nbytes),
@@ -75,10 +74,12 @@ def check(limits: QuotaLimits, usage: Sequence[Usage], now: datetime, images: in
         amounts = [u.images if what.startswith("images") else u.bytes for u in counted]
         wait = _wait_until_fits(counted, amounts, limit, added, now, window)
         if wait is not None:
-            waits.append(wait)
-            exceeded = f"{what}: {limit}"
+            waits[f"{what}: {limit}"] = wait
     if waits:
-        raise errors.QuotaExceeded(f"the uploader's quota is used up ({exceeded})", retry_after_s=math.ceil(max(waits)))
+        exceeded = ", ".join(waits)
+        raise errors.QuotaExceeded(
+            f"the uploader's quota is used up ({exceeded})", retry_after_s=math.ceil(max(waits.values()))
+        )
 
 
 def _wait_until_fits(

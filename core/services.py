@@ -102,7 +102,7 @@ async def _charge(
     """Count an upload against its uploader's quota, or raise QUOTA_EXCEEDED (concurrent uploads serialise)."""
     uploader = originals[0].uploader_id
     nbytes = sum(o.origin_size for o in originals)
-    usage = await uow.quotas.usage_locked(uploader, since=quotas.oldest_counted(now, quota.longest_window))
+    usage = await uow.quotas.usage_locked(uploader, since=quota.counted_since(now))
     quotas.check(quota, usage, now, len(originals), nbytes)
     await uow.quotas.add(uploader, quotas.Usage(quotas.minute_of(now), len(originals), nbytes))
 
