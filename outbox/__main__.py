@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 
 import prometheus_client
 import structlog
 
 from adapters.db import mariadb
 from adapters.kafka.client import create_producer
-from adapters.kafka.security import BrokerRefused, check_tls
+from adapters.kafka.security import stop_if_refused
 from adapters.logs import start_process
 from core.settings import Settings
 from outbox.relay import Relay
@@ -55,11 +54,7 @@ def _stopper(relay: Relay, log: structlog.typing.FilteringBoundLogger) -> object
 def main() -> None:
     """Read settings, configure logging, run the relay."""
     settings = start_process(os.environ, "outbox")
-    try:
-        asyncio.run(check_tls(settings))
-    except BrokerRefused as exc:  # one line and a stop, not a retry line every few seconds forever
-        structlog.get_logger("outbox").error("kafka_refused", error=str(exc))
-        sys.exit(2)
+    stop_if_refused(settings, "outbox")
     asyncio.run(serve(settings))
 
 

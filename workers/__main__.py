@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-import structlog
 
 from adapters import health
 from adapters.auth.tokens import mint
@@ -23,7 +22,7 @@ from adapters.db import quotas as quota_usage
 from adapters.db.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
 from adapters.ids import new_id
 from adapters.kafka.client import create_producer
-from adapters.kafka.security import BrokerRefused, check_tls
+from adapters.kafka.security import stop_if_refused
 from adapters.logs import start_process
 from adapters.storage import Storage, open_storage
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
@@ -77,11 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     settings = start_process(os.environ, "workers")
     if args.command == "worker":
-        try:
-            asyncio.run(check_tls(settings))
-        except BrokerRefused as exc:  # one line and a stop, not Faust's traceback at each restart
-            structlog.get_logger("workers").error("kafka_refused", error=str(exc))
-            sys.exit(2)
+        stop_if_refused(settings, "workers")
         app = create_app(settings)
         worker = faust.Worker(
             app, loglevel=settings.log_level, override_logging=False, redirect_stdouts=False, quiet=True

@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import sys
 from typing import Any
+
+import structlog
 
 from core.settings import Settings, SettingsError
 
@@ -89,3 +92,15 @@ async def check_tls(settings: Settings, *, timeout_s: float = 5.0) -> None:
     except (OSError, TimeoutError):
         return  # not answering: an outage, which the caller waits out
     writer.close()
+
+
+def stop_if_refused(settings: Settings, process: str) -> None:
+    """Stop a process at start with one `kafka_refused` line (exit 2) when the broker's TLS does not verify.
+
+    Not a traceback at each restart (Faust's), nor a retry line every few seconds forever (the relay's).
+    """
+    try:
+        asyncio.run(check_tls(settings))
+    except BrokerRefused as exc:
+        structlog.get_logger(process).error("kafka_refused", error=str(exc))
+        sys.exit(2)
