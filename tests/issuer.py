@@ -44,6 +44,7 @@ class TestIssuer:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.published: list[str] = []  # the key ids the JWKS lists
         self.down = False
+        self.padding = 0  # bytes of filler in the JWKS document (to try the api's bound on it)
         self.fetches = 0
         self.current = self.rotate()
         issuer = self
@@ -93,7 +94,7 @@ class TestIssuer:
         for kid in self.published:
             public = json.loads(RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
             listed.append(public | {"kid": kid, "use": "sig", "alg": "RS256"})
-        return {"keys": listed}
+        return {"keys": listed} | ({"padding": "x" * self.padding} if self.padding else {})
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())

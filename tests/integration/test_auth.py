@@ -264,6 +264,15 @@ async def test_while_the_issuer_is_down_cached_keys_pass_and_unknown_ones_get_50
     await services.eventually(recovered, timeout_s=10, what="the new key once the issuer is back")
 
 
+async def test_a_jwks_document_over_256_kib_is_not_read_and_its_keys_not_trusted(
+    settings: Settings, pool: aiomysql.Pool, make_client: ClientFactory, issuer: TestIssuer
+) -> None:
+    issuer.padding = 300 * 1024
+    api = await make_client(jwt_settings(settings, issuer))
+    r = await upload(api, issuer.token())
+    assert (r.status, (await r.json())["code"]) == (503, "SERVICE_UNAVAILABLE")  # no key could be had: retry later
+
+
 async def test_metrics_need_the_metrics_scope(api: TestClient, issuer: TestIssuer) -> None:
     await assert_unauthorized(await api.get("/metrics"), error=None)
     r = await api.get("/metrics", headers=bearer(issuer.token(scope="images:upload")))
