@@ -14,9 +14,9 @@ from tests import images, services
 from tests.processes import ROOT, settings_env
 
 
-def readme_block(heading: str) -> str:
-    """The first shell block under a heading of the README, exactly as written there."""
-    section = (ROOT / "README.md").read_text().split(heading, 1)[1]
+def readme_block(heading: str, document: str = "README.md") -> str:
+    """The first shell block under a heading of the README (or another document), exactly as written there."""
+    section = (ROOT / document).read_text().split(heading, 1)[1]
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 

@@ -1,4 +1,4 @@
-"""The whole stack with IMAGES_AUTH=jwt (issue 23): the README's quickstart with tokens, as written.
+"""The whole stack with IMAGES_AUTH=jwt (issue 23): docs/security.md's quickstart with tokens, as written.
 
 The api, a relay and a worker run as processes with a shared HS256 secret in a file; the tokens
 are the ones `python -m workers token` prints, as a developer would make them.
@@ -39,8 +39,8 @@ def auth_stack(database: DbDsn, kafka: str, tmp_path_factory: pytest.TempPathFac
         yield s
 
 
-async def test_the_readmes_quickstart_with_tokens_runs_as_written(auth_stack: Stack, tmp_path: Path) -> None:
-    script = readme_block("### Quickstart with tokens")
+async def test_the_security_docs_quickstart_with_tokens_runs_as_written(auth_stack: Stack, tmp_path: Path) -> None:
+    script = readme_block("## Quickstart with tokens", "docs/security.md")
     secret_line = "IMAGES_AUTH_HS256_SECRET_FILE=var/jwt-secret"
     assert secret_line in script
     # This stack's secret file; the block's own exports turn authentication on for its commands.
