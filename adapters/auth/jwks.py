@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -73,6 +74,9 @@ class JwksKeys:
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._url, self._algorithms = url, tuple(algorithms)
+        parts = urlsplit(url)  # what the logs show: no user, password or query a URL might carry
+        netloc = (parts.hostname or "") if parts.port is None else f"{parts.hostname}:{parts.port}"
+        self._shown = parts._replace(netloc=netloc, query="").geturl()
         self._refresh_s, self._max_age_s = refresh_s, max_age_s
         self.on_change = on_change  # keys changed: whatever was verified with the old set is forgotten
         self._keys: dict[str | None, PyJWK] = {}
@@ -135,11 +139,11 @@ class JwksKeys:
             keys = parse_keys(await self._download(), self._algorithms)
         except (JwksUnreachable, aiohttp.ClientError, TimeoutError, OSError) as exc:
             if self._reachable or not self._keys:
-                log.warning("jwks_fetch_failed", url=self._url, error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning("jwks_fetch_failed", url=self._shown, error=f"{type(exc).__name__}: {exc}"[:300])
             self._reachable = False
             return
         if not self._reachable:
-            log.info("jwks_fetched", url=self._url, keys=len(keys))
+            log.info("jwks_fetched", url=self._shown, keys=len(keys))
         self._reachable = True
         self._keys = keys
         self.on_change()  # a key may be gone (revoked): what it verified is verified again

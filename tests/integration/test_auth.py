@@ -21,6 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.auth.tokens import SharedSecret
+from core import errors
 from core.images import ImageStatus
 from core.settings import Settings, SettingsError
 from tests import images, services
@@ -319,3 +320,26 @@ def test_a_warning_is_logged_when_authentication_is_off_beyond_loopback(host: st
         warn_if_open(Settings(api_host=host))
         warn_if_open(Settings(api_host=host, auth="jwt"))
     assert [e["event"] for e in logs] == (["authentication_off"] if warned else [])
+
+
+async def test_the_jwks_url_is_logged_without_the_credentials_or_query_it_may_carry(issuer: TestIssuer) -> None:
+    from structlog.testing import capture_logs
+
+    from adapters.auth.jwks import JwksKeys
+
+    issuer.down = True
+    keys = JwksKeys(
+        issuer.url.replace("http://", "http://user:s3cret@") + "?api_key=s3cret",
+        ["RS256"],
+        refresh_s=30,
+        max_age_s=600,
+    )
+    await keys.start()
+    try:
+        with capture_logs() as logs:
+            with pytest.raises(errors.ServiceUnavailable):
+                await keys.key_for("any")
+    finally:
+        await keys.close()
+    (failed,) = [e for e in logs if e["event"] == "jwks_fetch_failed"]
+    assert "s3cret" not in str(failed) and failed["url"].endswith("/.well-known/jwks.json")
