@@ -146,11 +146,16 @@ def port_answers(port: int) -> bool:
 
 @dataclass
 class Tansu:
-    """A native tansu broker process; `advertised` may differ from `port` when a proxy sits in front."""
+    """A native tansu broker process; `advertised` may differ from `port` when a proxy sits in front.
+
+    With `authentication`, every client must log in with SASL (SCRAM); no user can be made for
+    it here (see tests/integration/test_kafka_login.py), so it refuses every login.
+    """
 
     port: int
     advertised: int
     process: subprocess.Popen[bytes] | None = None
+    authentication: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -167,6 +172,7 @@ class Tansu:
                 f"tcp://127.0.0.1:{self.advertised}",
                 "--storage-engine",
                 "memory://tansu/",
+                *(["--authentication"] if self.authentication else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 
-from adapters.kafka.security import client_auth
+from adapters.kafka.security import check_login, client_auth
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC, all_topics
 from core.references import RULES
 from core.settings import Settings
@@ -76,12 +76,19 @@ async def ensure_topics(settings: Settings, topics: dict[str, int] | None = None
 
 
 async def probe(settings: Settings, *, timeout_s: float = 2.0) -> int:
-    """Fetch cluster metadata over a fresh connection; return the broker count or raise."""
+    """Fetch cluster metadata over a fresh connection; return the broker count or raise.
+
+    A failed bootstrap is looked at once more (`check_login`) so that a refused TLS handshake or
+    login is said as such (BrokerRefused), not as aiokafka's "Unable to bootstrap".
+    """
     client = AIOKafkaClient(
         bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000), **client_auth(settings)
     )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return len(client.cluster.brokers())
+    except Exception:  # aiokafka's "Unable to bootstrap", or its SCRAM failing on a refusal (KeyError)
+        await check_login(settings, timeout_s=timeout_s)
+        raise
     finally:
         await client.close()

@@ -16,7 +16,9 @@ import ssl
 import sys
 from typing import Any
 
+import aiokafka.errors
 import structlog
+from aiokafka.conn import create_conn
 
 from core.settings import Settings, SettingsError
 
@@ -71,36 +73,55 @@ def faust_credentials(settings: Settings) -> Any:
 
 
 class BrokerRefused(Exception):
-    """A broker refused this client's TLS: a setting to fix, not an outage to wait out."""
+    """A broker refused this client's TLS or SASL login: a setting to fix, not an outage to wait out."""
 
 
-async def check_tls(settings: Settings, *, timeout_s: float = 5.0) -> None:
-    """Shake hands with the first bootstrap broker over TLS; BrokerRefused if it does not verify.
+# What a broker answers a login it refuses with (Apache Kafka's SaslAuthenticate error codes), and
+# what aiokafka raises on a SCRAM server-final message carrying an error instead of a signature.
+_LOGIN_REFUSED = (
+    aiokafka.errors.SaslAuthenticationFailed,
+    aiokafka.errors.AuthenticationFailedError,
+    aiokafka.errors.UnsupportedSaslMechanismError,
+    aiokafka.errors.IllegalSaslStateError,
+    aiokafka.errors.AuthenticationMethodNotSupported,
+)
 
-    aiokafka reports a failed handshake only as "Unable to bootstrap", the same as a broker that
-    is down; this look tells the two apart before a process starts waiting (or crashing).
-    A broker that does not answer at all is left to the caller's waiting.
+
+async def check_login(settings: Settings, *, timeout_s: float = 5.0) -> None:
+    """Connect to the first bootstrap broker as every client does; BrokerRefused if TLS or the login fails.
+
+    aiokafka reports a failed handshake or a refused login only as "Unable to bootstrap", the
+    same as a broker that is down; this look tells them apart before a process starts waiting
+    (or crashing), and tells the health answer why. A broker that does not answer at all (or
+    closes the connection without saying why) is left to the caller's waiting.
     """
-    if not settings.kafka_security_protocol.endswith("SSL"):
+    auth = client_auth(settings)
+    if auth["security_protocol"] == "PLAINTEXT":
         return
     host, _, port = settings.kafka_bootstrap.split(",")[0].strip().rpartition(":")
-    context = client_auth(settings)["ssl_context"]
+    where = f"{host}:{port}"
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port), ssl=context), timeout_s)
+        connection = await asyncio.wait_for(
+            create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **auth), timeout_s
+        )
     except ssl.SSLError as exc:
-        raise BrokerRefused(f"TLS to {host}:{port} failed: {exc}") from None
-    except (OSError, TimeoutError):
-        return  # not answering: an outage, which the caller waits out
-    writer.close()
+        raise BrokerRefused(f"TLS to {where} failed: {exc}") from None
+    except _LOGIN_REFUSED as exc:
+        raise BrokerRefused(f"{settings.kafka_sasl_mechanism} login to {where} refused: {exc}") from None
+    except (KeyError, ValueError) as exc:  # aiokafka's SCRAM reading an error ("e=...") as a signature
+        raise BrokerRefused(f"{settings.kafka_sasl_mechanism} login to {where} refused ({exc!r})") from None
+    except (OSError, TimeoutError, aiokafka.errors.KafkaError):
+        return  # not answering, or closed without a reason: an outage, which the caller waits out
+    connection.close()
 
 
 def stop_if_refused(settings: Settings, process: str) -> None:
-    """Stop a process at start with one `kafka_refused` line (exit 2) when the broker's TLS does not verify.
+    """Stop a process at start with one `kafka_refused` line (exit 2) when TLS does not verify or the login is refused.
 
     Not a traceback at each restart (Faust's), nor a retry line every few seconds forever (the relay's).
     """
     try:
-        asyncio.run(check_tls(settings))
+        asyncio.run(check_login(settings))
     except BrokerRefused as exc:
         structlog.get_logger(process).error("kafka_refused", error=str(exc))
         sys.exit(2)

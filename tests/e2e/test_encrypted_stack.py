@@ -5,10 +5,10 @@ tansu behind a TLS-terminating proxy, advertising the proxy's address, so every 
 the service (the relay's producer, Faust's consumer and producer, the admin and health clients)
 runs its TLS path for real. Certificates are made by the fixture (tests/tls.py).
 
-SASL is not run live: tansu's `--authentication` (SCRAM) could not be made to work here (its
-`user create` succeeds only against a broker without authentication, aiokafka's handshake then
-fails, and memory storage forgets users on restart). tests/unit/test_connection_settings.py shows
-the SASL settings reach aiokafka and Faust exactly.
+A successful SASL login is not run live: tansu's `--authentication` (SCRAM) cannot be given a
+user here (its `user create` succeeds only against a broker without authentication, and memory
+storage keeps users per process). tests/unit/test_connection_settings.py shows the SASL settings
+reach aiokafka and Faust exactly; tests/integration/test_kafka_login.py runs a refused login live.
 """
 
 from __future__ import annotations
