@@ -8,8 +8,10 @@ process (or MariaDB) is then started again, as a supervisor would, and the load 
 
 After the run `verify` checks what the issue asks: every upload answered 200 ends READY (or
 CONFIRMED) with its WebP on disk; every confirm answered 200 has its IMAGES_CHANGED on the
-topic, in the order they committed; no answer was 500 INTERNAL_SERVER_ERROR; and no process any
-shell started (file writer, conversion processes, forkservers) outlives it.
+topic, in the order they committed; no answer was 500 INTERNAL_SERVER_ERROR; no upload or confirm
+answered 503 committed (issue 26: each upload has an uploaderId of its own and each confirm an
+Idempotency-Key, so what committed is a row to look for); and no process any shell started (file
+writer, conversion processes, forkservers) outlives it.
 `tests/e2e/test_crash.py` runs one round of kills; `bench/crash.py` runs many and reports.
 """
 
@@ -34,11 +36,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
+import aiomysql
 import psutil
 import pymysql
 from PIL import Image
 
 from adapters.db import mariadb
+from core import idempotency
 from core.dsn import DbDsn, parse_dsn
 from core.settings import Settings
 from tests import services
@@ -320,6 +324,11 @@ class Tally:
     confirms_unknown: int = 0
     confirm_answers: Counter[tuple[int, str | None]] = field(default_factory=Counter)
     accepted_at: list[float] = field(default_factory=list)
+    # What 503 was said to (each upload has an uploaderId of its own, each confirm an
+    # Idempotency-Key): none of it may have committed. Confirm keys answered 200, to check the check.
+    unavailable_uploads: list[str] = field(default_factory=list)
+    unavailable_confirms: list[str] = field(default_factory=list)
+    confirmed_keys: list[str] = field(default_factory=list)
 
     def accepted_since(self, t: float) -> list[str]:
         return [i for i, at in zip(self.accepted, self.accepted_at, strict=True) if at >= t]
@@ -349,7 +358,8 @@ class Load:
         form = aiohttp.FormData()
         for _ in range(count):
             form.add_field("files", random.choice(self._photos), filename="p.jpg", content_type="image/jpeg")
-        form.add_field("uploaderId", "crash")
+        uploader = f"crash-{uuid.uuid4().hex[:12]}"  # one per request: its rows, if any, are findable
+        form.add_field("uploaderId", uploader)
         form.add_field("category", "POST")
         try:
             async with session.post(f"{self.base}/api/images", data=form) as r:
@@ -361,6 +371,8 @@ class Load:
             return []
         if status != 200:
             self.tally.answers[(status, body.get("code") if isinstance(body, dict) else None)] += 1
+            if status == 503:
+                self.tally.unavailable_uploads.append(uploader)
             await asyncio.sleep(0.05)
             return []
         self.tally.answers[(200, None)] += 1
@@ -399,8 +411,11 @@ class Load:
             if done and order == done[-1]:
                 continue
             body = {"imageIds": list(order), "referenceId": reference}
+            key = str(uuid.uuid4())  # a key per attempt: whether it committed is then a row to look for
             try:
-                async with session.post(f"{self.base}/api/v1/images/confirm", json=body) as r:
+                async with session.post(
+                    f"{self.base}/api/v1/images/confirm", json=body, headers={"Idempotency-Key": key}
+                ) as r:
                     status = r.status
                     code = None if status == 200 else (await r.json(content_type=None)).get("code")
             except (TimeoutError, aiohttp.ClientError, ValueError):
@@ -408,8 +423,11 @@ class Load:
                 await asyncio.sleep(0.05)
                 continue
             self.tally.confirm_answers[(status, code)] += 1
+            if status == 503:
+                self.tally.unavailable_confirms.append(key)
             if status == 200:
                 done.append(order)
+                self.tally.confirmed_keys.append(key)
             else:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.02)
@@ -468,6 +486,7 @@ async def verify(f: Fleet, load: Load, *, timeout_s: float = 180) -> dict[str, A
                 f"accepted {len(ids)}: rows missing {len(missing)}, statuses {dict(by_status)}"
             ) from None
         drained_s = time.monotonic() - started
+        await _check_unavailable_means_nothing_stored(pool, tally)
     finally:
         pool.close()
         await pool.wait_closed()
@@ -508,6 +527,33 @@ async def verify(f: Fleet, load: Load, *, timeout_s: float = 180) -> dict[str, A
         "duplicate_events": duplicates,
         "drain_s": round(drained_s, 1),
     }
+
+
+async def _rows(pool: aiomysql.Pool, sql: str, values: list[str]) -> set[str]:
+    found: set[str] = set()
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            await cur.execute(sql.format(marks=", ".join(["%s"] * len(chunk))), chunk)
+            found |= {row[0] for row in await cur.fetchall()}
+    return found
+
+
+async def _check_unavailable_means_nothing_stored(pool: aiomysql.Pool, tally: Tally) -> None:
+    """CONTRACT 2: a 503 says nothing was stored. Not one upload or confirm answered 503 may have committed."""
+    stored = await _rows(
+        pool, "SELECT DISTINCT uploader_id FROM images WHERE uploader_id IN ({marks})", tally.unavailable_uploads
+    )
+    assert not stored, f"uploads answered 503 that committed: {sorted(stored)[:5]}"
+
+    def hashed(keys: list[str]) -> list[str]:  # as the api stores a confirm's key (no caller: auth is off)
+        return [idempotency.request_of(idempotency.CONFIRM, "", key, []).key_hash for key in keys]
+
+    query = "SELECT key_hash FROM idempotency_keys WHERE key_hash IN ({marks})"
+    committed = await _rows(pool, query, hashed(tally.unavailable_confirms))
+    assert not committed, f"{len(committed)} confirms answered 503 committed"
+    found = await _rows(pool, query, hashed(tally.confirmed_keys))
+    assert len(found) == len(tally.confirmed_keys), "the check cannot find confirms that did commit"
 
 
 def check_no_leftovers(f: Fleet, codes: dict[str, int]) -> None:

@@ -74,3 +74,58 @@ class ProxyThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()  # its self-pipe sockets too: left open, they warn when collected, in a later test
+
+
+class CommitCutter(TcpProxy):
+    """A TcpProxy to MariaDB that, once `arm()`ed, lets one transaction commit and never says so.
+
+    The first query carrying a pipelined COMMIT (`;\\nCOMMIT`: the service's transactions send
+    their writes and the COMMIT as one query) reaches the server; the client's connection is then
+    dropped before any answer reaches it, while the server's side stays open, so the server runs
+    the whole query: the transaction commits, and the client only knows it lost its connection
+    with the COMMIT on its way. Plain `COMMIT` queries (autocommit bookkeeping) pass untouched.
+    """
+
+    MARKER = b";\nCOMMIT"
+
+    def __init__(self, port: int, target_port: int) -> None:
+        super().__init__(port, target_port)
+        self.armed = False
+        self.cuts = 0
+
+    def arm(self) -> None:
+        self.armed = True
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        committing = asyncio.Event()
+
+        async def client_to_server() -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await reader.read(65536):
+                    if self.armed and self.MARKER in data:
+                        self.armed = False
+                        committing.set()
+                    up_writer.write(data)
+                    await up_writer.drain()
+
+        async def server_to_client() -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await up_reader.read(65536):
+                    if committing.is_set():
+                        if not writer.transport.is_closing():
+                            self.cuts += 1
+                            writer.transport.abort()  # the client hears nothing; the server's answer is drained
+                        continue
+                    writer.write(data)
+                    await writer.drain()
+
+        await asyncio.gather(client_to_server(), server_to_client())
+        for w in (writer, up_writer):
+            self._writers.discard(w)
+            w.transport.abort()

@@ -52,10 +52,14 @@ def _code(exc: BaseException) -> object:
 def outcome_unknown(exc: BaseException) -> bool:
     """Tell whether a transaction that failed with `exc` may still have committed.
 
-    Not when MariaDB itself refused a statement (the batch stopped before its COMMIT), nor when
-    no connection could even be opened. Anything else (a connection lost while the COMMIT was on
-    its way, a cancellation while waiting for its answer) leaves the outcome unknown.
+    Not when MariaDB itself refused a statement (the batch stopped before its COMMIT), when no
+    connection could even be opened, or when the connection was already closed before the COMMIT
+    was written (aiomysql's InterfaceError "Not connected": nothing of it was sent, and the server
+    rolls back a transaction whose connection ends). Anything else (a connection lost while the
+    COMMIT was on its way, a cancellation while waiting for its answer) leaves the outcome unknown.
     """
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return False
     return not (is_server_error(exc) or _code(exc) in NEVER_CONNECTED)
 
 

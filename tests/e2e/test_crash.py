@@ -2,8 +2,8 @@
 
 One round of kills, each followed by a restart and proof that uploads are accepted again; then
 every accepted upload must end READY with its WebP, every committed confirm's event must be on
-its topic in commit order, no answer may be 500 INTERNAL_SERVER_ERROR, and no process any shell
-started may outlive it. `bench/crash.py` runs many rounds and reports the figures.
+its topic in commit order, no answer may be 500 INTERNAL_SERVER_ERROR, no change answered 503 may
+have committed, and no process any shell started may outlive it. `bench/crash.py` runs many rounds and reports the figures.
 """
 
 from __future__ import annotations
