@@ -22,7 +22,7 @@ from adapters.outage import Outage
 from adapters.retry import until_available
 from adapters.storage import Storage, open_storage
 from adapters.upload_ports import upload_ports
-from api import confirm, cors, docs, files, health, images, keys, openapi, uploads
+from api import admission, confirm, cors, docs, files, health, images, keys, openapi, uploads
 from api.auth import auth_middleware
 from api.errors import error_middleware
 from core.ports import StoreUnavailable, UploadUnitOfWork
@@ -37,6 +37,7 @@ def create_app(settings: Settings) -> web.Application:
     middlewares = [error_middleware()] + ([auth_middleware(verifier)] if verifier is not None else [])
     app = web.Application(client_max_size=settings.max_request_bytes, middlewares=middlewares)
     app[keys.SETTINGS] = settings
+    app[admission.ADMISSION] = admission.Admission.of(settings)
     if verifier is not None:
         app[keys.VERIFIER] = verifier
         app.cleanup_ctx.append(_token_keys)
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> web.Application:
 
 def add_routes(app: web.Application, settings: Settings) -> None:
     """Register every route (the OpenAPI test checks each one is documented)."""
-    app.router.add_post("/api/images", uploads.upload)
+    app.router.add_post("/api/images", uploads.upload, expect_handler=admission.expect_continue)
     # "confirm" is never an image id (ids are UUIDs): without the exclusion GET /api/v1/images/confirm
     # would read an image called "confirm" and its 405 would advertise GET.
     app.router.add_get("/api/v1/images/{image_id:(?!confirm$)[^/]+}", images.get_image)

@@ -30,7 +30,9 @@ def _link(image_id: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     described = {
-        503: "MariaDB cannot be reached; retry after the Retry-After header's seconds",
+        503: "SERVICE_UNAVAILABLE: nothing was stored. MariaDB or the store cannot be reached, or (uploads) the"
+        " process holds as many uploads as it may, answered before the body is read (with `Expect: 100-continue`,"
+        " instead of continuing); retry after the Retry-After header's seconds",
         401: "UNAUTHORIZED (IMAGES_AUTH=jwt): no bearer token, or a bad one; see WWW-Authenticate",
         403: "FORBIDDEN: the token lacks the scope, or names another uploader or reference type",
         429: "QUOTA_EXCEEDED: the uploader's quota; retry after the Retry-After header's seconds",

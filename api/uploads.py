@@ -28,6 +28,7 @@ from multipart import (
 from adapters.db import quotas as quota_usage
 from adapters.ids import new_id
 from api import idempotent, keys, metrics
+from api.admission import ADMISSION, Ticket
 from api.auth import caller
 from core import auth, errors, idempotency, quotas
 from core.idempotency import Remember, StoredAnswer
@@ -41,16 +42,23 @@ MAX_FIELD_BYTES = 64 * 1024
 
 
 class _Body:
-    """Counts every byte of the request against the request limit."""
+    """Counts every byte of the request against the request limit, and a chunked body's against admission."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, ticket: Ticket, *, declared: bool) -> None:
         self.limit = limit
         self.read = 0
+        self._ticket = ticket if not declared else None  # a declared length was held whole at admission
 
     def count(self, n: int) -> None:
         self.read += n
         if self.read > self.limit:
             raise errors.RequestTooLarge(f"request is over {self.limit} bytes")
+        if self._ticket is not None:
+            self._ticket.charge(n)
+
+    def discarding(self) -> None:
+        """What is read from now on is thrown away: it counts against the limit, not admission."""
+        self._ticket = None
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -68,13 +76,22 @@ async def upload(request: web.Request) -> web.Response:
         now = datetime.now(UTC)
         usage = await quota_usage.usage_since(request.app[keys.POOL], who.subject, settings.quota.counted_since(now))
         quotas.check(settings.quota, usage, now, 1, 1)
-    body = _Body(settings.max_request_bytes)
+    sync = request.query.get("sync", "").lower() == "true"
+    ticket = request.app[ADMISSION].admit(request.content_length or 0, sync=sync)  # or 503, body unread
+    try:
+        return await _upload(request, ticket, who, sync)
+    finally:
+        ticket.release()
+
+
+async def _upload(request: web.Request, ticket: Ticket, who: auth.Caller, sync: bool) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    body = _Body(settings.max_request_bytes, ticket, declared=request.content_length is not None)
     try:
         fields, single, multi = await _read_form(request, body, settings.max_file_bytes)
     except errors.FileTooLarge:
         await _drain(request, body)
         raise
-    sync = request.query.get("sync", "").lower() == "true"
     uploader = auth.uploader_of(who, fields.get("uploaderId"))  # with a token: its subject
     form = UploadForm(uploader, fields.get("category"), single, multi, sync=sync)
     meaning = [b"sync" if sync else b"async", (form.category or "").encode(), b"files" if multi else b"file"]
@@ -191,5 +208,6 @@ def _utf8(value: str) -> str:
 
 async def _drain(request: web.Request, body: _Body) -> None:
     """Read and discard the rest of the body so the client sees our answer, not a reset."""
+    body.discarding()
     while chunk := await request.content.read(CHUNK_BYTES):
         body.count(len(chunk))

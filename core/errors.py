@@ -143,3 +143,11 @@ class ServiceUnavailable(DomainError):
     """Something the request needs cannot be reached now; nothing was done (CONTRACT 2: 503, retry)."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+class Overloaded(ServiceUnavailable):
+    """The process holds as much as it may (issue 26): nothing was read or stored; retry after `retry_after_s`."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -101,6 +101,15 @@ class Settings:
     )
     max_file_bytes: int = _setting("MAX_FILE_BYTES", values.positive_int, 10 * 1024 * 1024, "Per-file limit")
     max_request_bytes: int = _setting("MAX_REQUEST_BYTES", values.positive_int, 100 * 1024 * 1024, "Per-request limit")
+    max_inflight_bytes: int = _setting(
+        "MAX_INFLIGHT_BYTES",
+        values.positive_int,
+        128 * 1024 * 1024,
+        "Upload bytes one api process holds at once; past it uploads are answered 503 (one is always admitted)",
+    )
+    max_inflight_uploads: int = _setting(
+        "MAX_INFLIGHT_UPLOADS", values.positive_int, 64, "Uploads one api process handles at once; past it 503"
+    )
     max_image_pixels: int = _setting(
         "MAX_IMAGE_PIXELS", values.positive_int, 50_000_000, "Largest width*height accepted"
     )
