@@ -104,11 +104,11 @@ class Settings:
     max_inflight_bytes: int = _setting(
         "MAX_INFLIGHT_BYTES",
         values.positive_int,
-        128 * 1024 * 1024,
+        256 * 1024 * 1024,
         "Upload bytes one api process holds at once; past it uploads are answered 503 (one is always admitted)",
     )
     max_inflight_uploads: int = _setting(
-        "MAX_INFLIGHT_UPLOADS", values.positive_int, 64, "Uploads one api process handles at once; past it 503"
+        "MAX_INFLIGHT_UPLOADS", values.positive_int, 256, "Uploads one api process handles at once; past it 503"
     )
     max_image_pixels: int = _setting(
         "MAX_IMAGE_PIXELS", values.positive_int, 50_000_000, "Largest width*height accepted"
