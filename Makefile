@@ -39,7 +39,7 @@ test-unit: install
 bench: install
 	$(PY) scripts/devstack.py db
 	@command -v wrk >/dev/null || echo "wrk not found: the ingest benchmark falls back to a Python client (apt-get install wrk)"
-	cd bench && ../$(PY) ingest.py && ../$(PY) relay.py && ../$(PY) conversion.py && ../$(PY) scaling.py && ../$(PY) confirm.py && ../$(PY) storage.py && ../$(PY) auth.py && ../$(PY) fuzz.py && ../$(PY) crash.py && ../$(PY) report.py
+	cd bench && ../$(PY) ingest.py && ../$(PY) relay.py && ../$(PY) conversion.py && ../$(PY) scaling.py && ../$(PY) confirm.py && ../$(PY) storage.py && ../$(PY) auth.py && ../$(PY) fuzz.py && ../$(PY) crash.py && ../$(PY) overload.py --unbounded && ../$(PY) report.py
 
 lint: install
 	$(VENV)/bin/ruff check .
