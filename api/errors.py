@@ -146,10 +146,10 @@ def _headers_of(exc: DomainError) -> dict[str, str]:
     """What an error answer says beyond its body: the bearer challenge, when to retry."""
     if isinstance(exc, errors.Unauthorized | errors.Forbidden):
         return {hdrs.WWW_AUTHENTICATE: challenge(exc)}
-    if isinstance(exc, errors.QuotaExceeded | errors.Overloaded):
+    if isinstance(exc, errors.QuotaExceeded):
         return {hdrs.RETRY_AFTER: str(exc.retry_after_s)}
     if isinstance(exc, errors.ServiceUnavailable):
-        return {hdrs.RETRY_AFTER: str(RETRY_AFTER_S)}
+        return {hdrs.RETRY_AFTER: str(exc.retry_after_s or RETRY_AFTER_S)}
     return {}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class DomainError(Exception):
     """A rule of the contract was broken; `code` is the contract's error code."""
@@ -140,14 +142,37 @@ class QuotaExceeded(DomainError):
 
 
 class ServiceUnavailable(DomainError):
-    """Something the request needs cannot be reached now; nothing was done (CONTRACT 2: 503, retry)."""
+    """Something the request needs cannot be reached now; nothing was done (CONTRACT 2: 503, retry).
+
+    `retry_after_s`: the Retry-After to answer with (None: the api's outage default).
+    """
 
     code = "SERVICE_UNAVAILABLE"
 
-
-class Overloaded(ServiceUnavailable):
-    """The process holds as much as it may (issue 26): nothing was read or stored; retry after `retry_after_s`."""
-
-    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Overloaded(ServiceUnavailable):
+    """The process holds as much as it may (issue 26): nothing was read or stored; retry shortly."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+
+
+class StorageFull(ServiceUnavailable):
+    """The disk the files go to is full (ENOSPC): nothing was stored; it fits again once space is freed.
+
+    503 rather than 507 INSUFFICIENT_STORAGE (CONTRACT 2, docs/operations): the contract's clients
+    already retry a 503 with Retry-After, and it keeps its promise, nothing was stored; 507 is
+    WebDAV's, which no client of this API knows, and says nothing about trying again.
+    """
+
+    def __init__(self, message: str = "the image store is full: nothing was stored; retry later") -> None:
+        super().__init__(message, retry_after_s=30)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Tell whether an error is a full disk or quota (ENOSPC, EDQUOT): waiting for space cures it, not a retry now."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -198,6 +198,8 @@ async def _store_originals(
     try:
         await store.create(files, written)
     except OSError as exc:  # the disk (or the api's file writer) failed: nothing is recorded
+        if errors.is_disk_full(exc):
+            raise errors.StorageFull() from exc
         raise errors.ImageSaveFailed("the uploaded file could not be stored") from exc
 
 
@@ -239,6 +241,8 @@ async def _convert_all(
     for r in results:
         if isinstance(r, Undecodable):
             raise (errors.ImageDimensionsExceeded if r.too_many_pixels else errors.InvalidFileContent)(str(r))
+        if isinstance(r, OSError) and errors.is_disk_full(r):
+            raise errors.StorageFull() from r
         if isinstance(r, OSError):  # the converted file could not be stored (the store refused it)
             raise errors.ImageSaveFailed("the converted file could not be stored") from r
         if isinstance(r, BaseException):

@@ -7,6 +7,7 @@ The same contract tests run against these and the MariaDB adapters
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -200,18 +201,19 @@ class FakeUnitOfWork:
 
 
 class FakeStore:
-    """BlobStore in memory; `fail_on` makes creating that many-th file raise like a full disk."""
+    """BlobStore in memory; `fail_on` makes creating that many-th file raise OSError(`fail_errno`): a full disk."""
 
-    def __init__(self, fail_on: int | None = None) -> None:
+    def __init__(self, fail_on: int | None = None, fail_errno: int = 28) -> None:
         self.files: dict[str, bytes] = {}
         self.kept: list[str] = []
         self._fail_on = fail_on
+        self._fail_errno = fail_errno
 
     async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
         failure: OSError | None = None
         for n, (key, data) in enumerate(files):
             if n == self._fail_on:
-                failure = failure or OSError(28, "No space left on device")
+                failure = failure or OSError(self._fail_errno, os.strerror(self._fail_errno))
             elif len(key) > 1024:  # like S3's key limit (and the disk's name limit)
                 failure = failure or OSError(36, "File name too long")
             else:

@@ -28,7 +28,7 @@ from adapters.images.process_pool import ConverterPool
 from adapters.retry import is_transient, until_available
 from adapters.storage import Storage, is_unavailable
 from adapters.upload_ports import upload_ports
-from core import conversion, messages, uploads
+from core import conversion, errors, messages, uploads
 from core.events import IMAGE_UPLOADED, Envelope, EnvelopeError
 from core.ports import Conversion, StoreUnavailable
 from core.settings import Settings
@@ -210,7 +210,13 @@ async def _convert(
             return Conversion.failed(f"the uploaded original could not be read: {exc}"), {}
         args = (space.root, origin_key, stem, res.settings.max_image_pixels, widths, space.durable)
         try:
-            done, queued_s, ran_s = await res.converter.run_timed(convert_stored, *args)
+            # A full disk is waited out like an outage (logged at each retry): no image ends FAILED for it.
+            done, queued_s, ran_s = await until_available(
+                "disk-space",
+                lambda: res.converter.run_timed(convert_stored, *args),
+                max_wait_s=30,
+                retry_on=errors.is_disk_full,
+            )
         except ConversionFailed as exc:
             return Conversion.failed(str(exc)), {}
         except FileNotFoundError:

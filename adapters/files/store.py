@@ -21,6 +21,7 @@ import structlog
 
 from adapters.batching import Batcher
 from adapters.files import fsync as durable
+from core import errors
 
 TMP_SUFFIX = ".part"
 log = structlog.get_logger("storage")
@@ -185,8 +186,12 @@ class GroupWriter:
             if done.cancelled():  # only when the loop shuts down under the drainer
                 raise asyncio.CancelledError
             if (error := done.exception()) is not None:
-                # The disk (or the api's file writer) failed: the upload will answer IMAGE_SAVE_FAILED.
-                log.error("upload_save_failed", error=str(error), errno=getattr(error, "errno", None))
+                # The disk (or the api's file writer) failed: the upload will answer IMAGE_SAVE_FAILED,
+                # or 503 when the disk is full (a state health shows, not a fault of this upload).
+                if errors.is_disk_full(error):
+                    log.warning("store_full", error=str(error), root=str(self.store.root))
+                else:
+                    log.error("upload_save_failed", error=str(error), errno=getattr(error, "errno", None))
                 raise error
 
     async def remove(self, key: str) -> bool:

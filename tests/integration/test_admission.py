@@ -30,12 +30,16 @@ BOUNDARY = "b0undary"
 
 def multipart(uploader: str, picture: bytes) -> bytes:
     return (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + picture + (
-        f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"uploaderId\"\r\n\r\n{uploader}"
-        f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"category\"\r\n\r\nPOST\r\n--{BOUNDARY}--\r\n"
-    ).encode()
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + picture
+        + (
+            f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="uploaderId"\r\n\r\n{uploader}'
+            f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="category"\r\n\r\nPOST\r\n--{BOUNDARY}--\r\n'
+        ).encode()
+    )
 
 
 @dataclass
@@ -47,8 +51,9 @@ class RawUpload:
     body: bytes
 
     @classmethod
-    async def begin(cls, client: TestClient, uploader: str, *, sync: bool = False, expect: bool = False,
-                    first: int = 100) -> RawUpload:
+    async def begin(
+        cls, client: TestClient, uploader: str, *, sync: bool = False, expect: bool = False, first: int = 100
+    ) -> RawUpload:
         body = multipart(uploader, images.png(300, 300))
         reader, writer = await asyncio.open_connection(client.host, client.port)
         head = (

@@ -34,7 +34,11 @@ def compose(index: int = 0) -> dict:
 
 def make(directory: Path) -> dict[str, str]:
     subprocess.run(["sh", str(COMPOSE / "make-secrets.sh"), str(directory)], check=True, capture_output=True)
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +55,20 @@ def test_every_secret_compose_mounts_is_made_once(secrets: Path) -> None:
     kafka = compose()["services"]["kafka"]
     assert "./secrets/kafka:/etc/kafka/secrets:ro" in kafka["volumes"]
     env = kafka["environment"]
-    named = {env["KAFKA_SSL_KEYSTORE_FILENAME"], env["KAFKA_SSL_KEYSTORE_CREDENTIALS"], env["KAFKA_SSL_KEY_CREDENTIALS"]}
+    named = {
+        env["KAFKA_SSL_KEYSTORE_FILENAME"],
+        env["KAFKA_SSL_KEYSTORE_CREDENTIALS"],
+        env["KAFKA_SSL_KEY_CREDENTIALS"],
+    }
     named |= {Path(env["KAFKA_SSL_TRUSTSTORE_LOCATION"]).name, Path(env["KAFKA_OPTS"].split("=", 1)[1]).name}
     named |= set(re.findall(r"/etc/kafka/secrets/([\w.-]+)", " ".join(kafka["healthcheck"]["test"])))
     assert named == {"kafka.keystore.p12", "keystore-password", "ca.pem", "broker_jaas.conf", "admin.properties"}
     assert all((secrets / "kafka" / name).stat().st_size > 0 for name in named)
-    before = {str(p.relative_to(secrets)): hashlib.sha256(p.read_bytes()).hexdigest() for p in secrets.rglob("*") if p.is_file()}
+    before = {
+        str(p.relative_to(secrets)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in secrets.rglob("*")
+        if p.is_file()
+    }
     assert make(secrets) == before, "a second run changes nothing"
 
 
@@ -88,8 +100,10 @@ def test_the_service_logs_in_to_the_brokers_it_is_given() -> None:
 def test_the_sasl_passwords_the_brokers_know_are_the_clients(secrets: Path) -> None:
     jaas = (secrets / "kafka" / "broker_jaas.conf").read_text()
     users = dict(re.findall(r'user_(\w+)="([^"]+)"', jaas))
-    assert users == {"admin": (secrets / "kafka" / "admin-password").read_text().strip(),
-                     "images": (secrets / "kafka-password").read_text().strip()}
+    assert users == {
+        "admin": (secrets / "kafka" / "admin-password").read_text().strip(),
+        "images": (secrets / "kafka-password").read_text().strip(),
+    }
     admin = (secrets / "kafka" / "admin.properties").read_text()
     assert f'username="admin" password="{users["admin"]}";' in admin and "security.protocol=SASL_SSL" in admin
 
@@ -142,13 +156,22 @@ def test_minio_init_reads_the_same_key_and_the_administrator(secrets: Path) -> N
     """Run minio-init's own lines up to its first `mc` call, with the secrets where compose mounts them."""
     script = compose()["services"]["minio-init"]["command"][0].replace("$$", "$")
     reading = script.split("mc alias", 1)[0].replace("/run/secrets/", f"{secrets}/")
-    names = {"minio_root_user": "minio-root-user", "minio_root_password": "minio-root-password",
-             "s3_credentials": "s3-credentials"}
+    names = {
+        "minio_root_user": "minio-root-user",
+        "minio_root_password": "minio-root-password",
+        "s3_credentials": "s3-credentials",
+    }
     for mounted, made in names.items():
         reading = reading.replace(f"{secrets}/{mounted}", str(secrets / made))
-    done = subprocess.run(["sh", "-ec", reading + 'echo "$ROOT_USER $ROOT_PASSWORD $APP_KEY $APP_SECRET"'],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["sh", "-ec", reading + 'echo "$ROOT_USER $ROOT_PASSWORD $APP_KEY $APP_SECRET"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     user, password, key, secret = done.stdout.split()
-    assert (user, password) == ((secrets / "minio-root-user").read_text().strip(),
-                                (secrets / "minio-root-password").read_text().strip())
+    assert (user, password) == (
+        (secrets / "minio-root-user").read_text().strip(),
+        (secrets / "minio-root-password").read_text().strip(),
+    )
     assert key == "images-app" and f"aws_secret_access_key={secret}\n" in (secrets / "s3-credentials").read_text()

@@ -38,9 +38,7 @@ def refusing_broker() -> Iterator[str]:
 
 def run(settings: Settings, *args: str) -> tuple[int, str, str]:
     env = {**settings_env(settings), "PATH": os.environ["PATH"], "IMAGES_LOG_FORMAT": "json"}
-    done = subprocess.run(
-        [sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     return done.returncode, done.stdout, done.stderr
 
 

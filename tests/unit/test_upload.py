@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -201,9 +202,16 @@ async def test_a_sync_upload_that_cannot_be_converted_leaves_nothing(data: bytes
     assert at.store.files == {}  # type: ignore[attr-defined]  # the good file's conversion is removed too
 
 
-async def test_a_file_that_cannot_be_stored_is_image_save_failed_and_leaves_nothing() -> None:
-    store = FakeStore(fail_on=1)
-    with pytest.raises(errors.ImageSaveFailed):
+@pytest.mark.parametrize(
+    ("fail_errno", "answer"),
+    [(errno.EIO, errors.ImageSaveFailed), (errno.ENOSPC, errors.StorageFull), (errno.EDQUOT, errors.StorageFull)],
+)
+async def test_a_file_that_cannot_be_stored_fails_the_upload_and_leaves_nothing(
+    fail_errno: int, answer: type[errors.DomainError]
+) -> None:
+    """A failing disk is IMAGE_SAVE_FAILED; a full one (or quota) is 503 SERVICE_UNAVAILABLE: nothing was stored."""
+    store = FakeStore(fail_on=1, fail_errno=fail_errno)
+    with pytest.raises(answer):
         await run(UploadForm("u-1", "POST", multi=files("a.jpg", "b.jpg")), ports(store))
     assert store.files == {}
 
