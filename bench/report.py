@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from report_load import overload_section
+from report_load import overload_section, soak_section
 from report_parts import HERE, heading, load, table, verdict
 from report_robustness import robustness_sections
 from report_security import auth_section
@@ -270,6 +270,7 @@ def main() -> None:
     out += auth_section(load("auth"))
     out += robustness_sections(load("crash"), load("fuzz"))
     out += overload_section(load("overload"))
+    out += soak_section(load("soak"))
     notes = HERE / "NOTES.md"
     if notes.exists():
         out += [notes.read_text()]

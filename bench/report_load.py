@@ -70,3 +70,52 @@ def overload_section(overload: dict | None) -> list[str]:
         "",
     ]
     return out
+
+
+def soak_section(soak: dict | None) -> list[str]:
+    """The long run at a steady load: memory, descriptors, threads, connections and lag over time."""
+    if soak is None:
+        return []
+    out = heading(
+        "Soak: mixed traffic at 70 % of capacity",
+        "soak.py",
+        soak,
+        f"{soak['minutes']:g} minutes of tests/soak.py's mix ({', '.join(f'{k} {v}' for k, v in soak['mix'].items())}) "
+        f"at {soak['rate_ops_per_s']} ops/s, open loop: 70 % of the worker's measured "
+        f"{soak['photo_conversions_per_s']} photo conversions/s ({soak['photos']} real photographs from "
+        "scikit-image's wheel, bench/photos.py); the api, a worker and the relay as `make run` starts them; "
+        "samples every 10 s, slopes after the warm-up.",
+    )
+    rows = [
+        [
+            name,
+            f"{p['rss_mib'][0]} -> {p['rss_mib'][1]}",
+            p["rss_slope_mib_per_min"],
+            p["main_rss_slope_mib_per_min"],
+            " / ".join(str(v) for v in p["fds"]),
+            " / ".join(str(v) for v in p["threads"]),
+        ]
+        for name, p in soak["processes"].items()
+    ]
+    header = [
+        "process",
+        "RSS MiB (after warm-up -> end)",
+        "slope MiB/min (with children)",
+        "slope MiB/min (process)",
+        "descriptors (start / end / max)",
+        "threads (start / end / max)",
+    ]
+    flat = all(p["main_rss_slope_mib_per_min"] < 1 for p in soak["processes"].values())
+    out += [
+        table(header, rows),
+        "",
+        f"Answers: {', '.join(f'{k}: {v}' for k, v in soak['answers'].items())}; no answer: "
+        f"{soak['no_answer'] or 'none'}; upload commands: {soak['upload_commands']}. MariaDB connections at most "
+        f"{soak['db_connections_max']}, consumer lag at most {soak['consumer_lag_max']} messages, outbox pending at "
+        f"most {soak['outbox_pending_max']} rows.",
+        "",
+        f"Targets: RSS flat after warm-up (< 1 MiB/min per process): {verdict(flat)}; no FAILED image: "
+        f"{verdict(soak['failed_images'] == 0)}; no 5xx: {verdict(soak['server_errors'] == 0)}.",
+        "",
+    ]
+    return out
