@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from harness import RESULTS, bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
+from photos import package_photos, wallpaper_photos
 from PIL import Image, ImageOps
 
 from adapters.db import mariadb
@@ -80,7 +81,11 @@ def raw_loop(photos: list[bytes], processes: int, *, tuned: bool = False, widths
 
 
 async def pipeline(
-    settings: Settings, photos: list[bytes], parallel: int | None = None, category: str = FULL_ONLY
+    settings: Settings,
+    photos: list[bytes],
+    parallel: int | None = None,
+    category: str = FULL_ONLY,
+    names: list[str] | None = None,
 ) -> tuple[float, float]:
     """Ingest every photo at once; return images/s (first ingest to last READY, first to last READY).
 
@@ -96,7 +101,7 @@ async def pipeline(
         ports = upload_ports(settings, storage, lambda: MariaDbUnitOfWork(pool))
         for n, data in enumerate(photos):
             (img,) = await upload(
-                UploadForm("bench", category, single=[IncomingFile(f"{n}.jpg", data)]),
+                UploadForm("bench", category, single=[IncomingFile(names[n] if names else f"{n}.jpg", data)]),
                 references=cache.data,
                 settings=settings,
                 ports=ports,
@@ -125,6 +130,13 @@ async def pipeline(
     parallel = parallel or settings.effective_convert_processes
     steady = (len(ids) - parallel) / max((last - first).total_seconds(), 1e-6)
     return whole, steady
+
+
+def legs(log: str) -> dict[str, float]:
+    """Mean ms per image of the worker's legs (its `image_converted` lines): where an image's time goes."""
+    lines = [json.loads(line) for line in log.splitlines() if '"image_converted"' in line and line.startswith("{")]
+    names = ("queue_ms", "convert_ms", "store_ms", "commit_ms", "duration_ms")
+    return {n: round(statistics.mean(e.get(n, 0) for e in lines), 1) for n in names} if lines else {}
 
 
 BREAKDOWN = (
@@ -198,6 +210,7 @@ def main() -> None:
     parser.add_argument("--hd", type=int, default=96, help="1080p photos")
     parser.add_argument("--mp12", type=int, default=12, help="12 MP photos")
     parser.add_argument("--repeat", type=int, default=5, help="runs per set; the median is reported")
+    parser.add_argument("--sets", default="1080p,12MP,photographs", help="which photo sets to run")
     parser.add_argument(
         "--latency-only", action="store_true", help="measure upload-to-READY only, keeping the last throughput"
     )
@@ -206,6 +219,12 @@ def main() -> None:
         "1080p": [images.noisy_jpeg(1920, 1080, seed=n) for n in range(args.hd)],
         "12MP": [images.noisy_jpeg(4000, 3000, seed=100 + n) for n in range(args.mp12)],
     }
+    # Real photographs that packages ship (bench/photos.py): 0.1 to 14.7 MP, JPEG and PNG, colour
+    # and greyscale; each twice, so that a run is long enough to time.
+    real = package_photos() | wallpaper_photos()
+    names = {"photographs": [name for name in real for _ in range(2)]}
+    sets["photographs"] = [real[name] for name in names["photographs"]]
+    sets = {name: photos for name, photos in sets.items() if name in args.sets.split(",")}
     cores = len(__import__("os").sched_getaffinity(0))
     rows = []
     widths = parse_widths(BENCH_WIDTHS)
@@ -221,17 +240,20 @@ def main() -> None:
         ]
         try:
             services.wait_until(lambda: "Worker ready" in procs[1].log(), timeout_s=60, what="worker ready")
-            asyncio.run(pipeline(settings, sets["1080p"][:2]))  # warm the worker's conversion processes
+            warm = [images.noisy_jpeg(1920, 1080, seed=n) for n in range(2)]
+            asyncio.run(pipeline(settings, warm))  # warm the worker's conversion processes
             runs = [(name, photos, FULL_ONLY) for name, photos in sets.items()]
             runs += [(f"{name}+variants", photos, WITH_VARIANTS) for name, photos in sets.items()]
             for name, photos, category in [] if args.latency_only else runs:
                 # Median of alternating runs: this shared 2-core machine varies by +-10% run to run.
                 sizes = widths.for_type(category)
                 raws, tuneds, wholes, steadies = [], [], [], []
+                logged = len(procs[1].log())
                 for _ in range(args.repeat):
                     raws.append(raw_loop(photos, cores, widths=sizes))
                     tuneds.append(raw_loop(photos, cores, tuned=True, widths=sizes))
-                    whole, steady = asyncio.run(pipeline(settings, photos, category=category))
+                    named = names.get(name.removesuffix("+variants"))
+                    whole, steady = asyncio.run(pipeline(settings, photos, category=category, names=named))
                     wholes.append(whole)
                     steadies.append(steady)
                     print(
@@ -253,6 +275,7 @@ def main() -> None:
                         for r, t, w in zip(raws, tuneds, steadies, strict=True)
                     ],
                 }
+                row["worker_legs_ms"] = legs(procs[1].log()[logged:])
                 if sizes and (plain := next((r for r in rows if r["set"] == name.removesuffix("+variants")), None)):
                     # Seconds per image with variants over seconds per image at full size only.
                     row["worker_time_vs_full_only"] = round(plain["worker_images_per_s"] / steady, 2)
@@ -261,13 +284,17 @@ def main() -> None:
                 print(row, flush=True)
             procs.append(start("api", ["api"], settings, log_dir))
             wait_port(port)
-            light = asyncio.run(latency(settings, sets["1080p"][0], uploads=20, gap_s=0.5, worker=procs[1]))
+            light = asyncio.run(latency(settings, warm[0], uploads=20, gap_s=0.5, worker=procs[1]))
             print(light, flush=True)
         finally:
             for p in reversed(procs):
                 p.terminate()
+    previous = RESULTS / "conversion.json"
     if args.latency_only:
-        rows = json.loads((RESULTS / "conversion.json").read_text())["throughput"]
+        rows = json.loads(previous.read_text())["throughput"]
+    elif previous.exists():  # the sets not run this time keep their last figures
+        ran = {r["set"] for r in rows}
+        rows = [r for r in json.loads(previous.read_text())["throughput"] if r["set"] not in ran] + rows
     write_results("conversion", {"cores": cores, "throughput": rows, "upload_to_ready_1080p_light_load": light})
 
 
