@@ -91,11 +91,14 @@ def _add_process(process: str) -> Any:
     return add
 
 
-def start_process(env: Mapping[str, str], process: str) -> Settings:
-    """Every shell's first two steps: read the settings (exit naming a bad variable), configure logging."""
+def start_process(env: Mapping[str, str], process: str, *, stream: TextIO | None = None) -> Settings:
+    """Every shell's first two steps: read the settings (exit naming a bad variable), configure logging.
+
+    `stream`: where log lines go (stdout by default; a command whose stdout is its output logs to stderr).
+    """
     try:
         settings = load_files(Settings.from_env(env))
     except SettingsError as exc:
         sys.exit(f"{process}: bad configuration: {exc}")
-    configure_logging(settings, process=process)
+    configure_logging(settings, process=process, stream=stream)
     return settings

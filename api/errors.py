@@ -165,7 +165,10 @@ def _outage(exc: Exception) -> tuple[web.AppKey[Outage], str] | None:
 def _log_request(request: web.Request, status: int, started: float, **extra: Any) -> None:
     """The request's one canonical log line, and its metrics."""
     seconds = time.perf_counter() - started
-    metrics.observe(request, status, request.get(keys.ERROR_CODE), seconds)
+    code = request.get(keys.ERROR_CODE)
+    metrics.observe(request, status, code, seconds)
+    if code is not None:
+        extra["code"] = code  # an error's line says which, as its answer did
     log.info(
         "request_handled",
         method=request.method,

@@ -31,12 +31,13 @@ def require_uploader(raw: str | None) -> str:
 
 def require_category(raw: str | None, data: ReferenceData) -> ReferenceRule:
     """Return the reference rule of `category` (case-insensitive); raise REFERENCE_TYPE_NOT_FOUND."""
+    known = ", ".join(sorted(data.rules))
     if raw is None or not raw.strip():
-        raise errors.ReferenceTypeNotFound("category is required")
+        raise errors.ReferenceTypeNotFound(f"category is required: one of {known}")
     fields.require_fits("category", raw.strip(), fields.CATEGORY)
     rule = data.rule_for(raw)
     if rule is None:
-        raise errors.ReferenceTypeNotFound(f"unknown category {raw.strip()!r}")
+        raise errors.ReferenceTypeNotFound(f"unknown category {raw.strip()!r}: one of {known}")
     return rule
 
 

@@ -74,7 +74,8 @@ def _minutes(raw: str) -> timedelta:
 def main(argv: list[str] | None = None) -> None:
     """Read settings, configure logging, run the chosen command."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    settings = start_process(os.environ, "workers")
+    # The commands print their answer (JSON lines, a token, a verdict) on stdout: their logs go to stderr.
+    settings = start_process(os.environ, "workers", stream=None if args.command == "worker" else sys.stderr)
     if args.command == "worker":
         stop_if_refused(settings, "workers")
         app = create_app(settings)

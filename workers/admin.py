@@ -90,8 +90,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         elif args.action == "retry":
             return await _retry(pool, dry_run=args.dry_run)
         else:
-            for row in await inspection.outbox_by_topic(pool, now=datetime.now(UTC)):
+            rows = await inspection.outbox_by_topic(pool, now=datetime.now(UTC))
+            for row in rows:
                 _print(row)
+            if not rows:  # silence would read as a command that did nothing
+                print("no pending or failed outbox rows: every event was published", file=sys.stderr)
         return FOUND
     finally:
         pool.close()

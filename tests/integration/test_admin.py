@@ -43,6 +43,8 @@ async def test_poison_lists_what_was_skipped(resources, capsys) -> None:  # type
 
 
 async def test_outbox_shows_pending_and_retry_requeues_failed_rows(resources, capsys, pool) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = await run(resources.settings, capsys, "outbox")
+    assert (code, out) == (0, "") and "no pending or failed outbox rows" in err  # said, not silent
     await upload(resources, images.jpeg())  # one pending IMAGE_UPLOADED (no relay runs here)
     now = datetime.now(UTC).replace(tzinfo=None)
     async with pool.acquire() as conn, conn.cursor() as cur:

@@ -293,7 +293,14 @@ async def test_one_log_line_per_request_with_the_image_ids(client, pool) -> None
     assert len(lines) == 1
     line = lines[0]
     assert (line["method"], line["path"], line["status"], line["image_ids"]) == ("POST", "/api/images", 200, [up["id"]])
-    assert line["duration_ms"] >= 0
+    assert line["duration_ms"] >= 0 and "code" not in line
+
+
+async def test_an_error_answer_s_log_line_carries_its_code(client, pool) -> None:  # type: ignore[no-untyped-def]
+    with capture_logs() as logs:
+        r = await post(client, form(("file", "a.exe", JPEG)))
+    (line,) = [entry for entry in logs if entry["event"] == "request_handled"]
+    assert (line["status"], line["code"]) == (r.status, (await r.json())["code"])
 
 
 async def hang_up_mid_upload(host: str, port: int) -> None:

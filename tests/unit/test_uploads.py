@@ -41,7 +41,10 @@ def test_missing_uploader_is_a_validation_error(raw: str | None) -> None:
 
 @pytest.mark.parametrize("raw", [None, "", " ", "SHOE"])
 def test_missing_or_unknown_category_is_reference_type_not_found(raw: str | None) -> None:
-    with pytest.raises(errors.ReferenceTypeNotFound):
+    """The message lists the codes that would do, so a client can fix its request without the docs."""
+    with pytest.raises(
+        errors.ReferenceTypeNotFound, match="one of BANNER, CATEGORY, POST, PRODUCT, PROFILE, USER_BACKGROUND"
+    ):
         uploads.require_category(raw, DATA)
 
 
