@@ -283,7 +283,7 @@ async def test_the_sweep_cli_removes_what_expired_and_keeps_the_rest(api: ImageC
     assert swept.returncode == 0 and "removed 1 rows and 1 files" in swept.stdout, swept.stdout + swept.stderr
     assert (await api.image(failed["id"]))[0] == 404
     orphans = await asyncio.to_thread(workers_cli, stack, "sweep", "orphans")
-    assert orphans.returncode == 0 and "sweep_progress" in orphans.stdout
+    assert orphans.returncode == 0 and "sweep_progress" in orphans.stderr  # progress is logged, on stderr
     assert not orphan.exists() and all(p.exists() for p in kept_files)
     for url in [kept_image["imageUrl"]] + [v["imageUrl"] for v in kept_image["variants"]]:
         assert (await api.get(url))[0] == 200
