@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(PY) scripts/devstack.py db
 	$(PY) scripts/devstack.py schema
+	$(PY) scripts/devstack.py jq
 	@echo "API: http://$${IMAGES_API_HOST:-127.0.0.1}:$${IMAGES_API_PORT:-8080}/  (health: /actuator/health)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho -f Procfile start
 

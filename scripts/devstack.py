@@ -187,6 +187,8 @@ def main() -> None:
         ensure_tools()
     elif what == "nginx":
         ensure_tools(("nginx",))
+    elif what == "jq":  # the README's quickstart uses it beside `make run`
+        ensure_tools(("jq",))
     elif what == "broker":
         broker(settings.kafka_bootstrap)
     elif what == "s3":

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tests import images, services
 from tests.e2e.client import ImageClient
 from tests.e2e.conftest import Stack, worker_ready
-from tests.e2e.readme import readme_block, run_readme_block
+from tests.e2e.readme import readme_block, run_readme_block, run_readme_block_failing
 from tests.kafka_reader import read_messages
 from tests.processes import ROOT, settings_env
 
@@ -296,6 +297,19 @@ async def test_the_readmes_quickstart_runs_as_written(stack: Stack, tmp_path: Pa
     assert len(event["value"]["payload"]["images"]) == 1
     webp = (tmp_path / "photo.webp").read_bytes()
     assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
+
+
+async def test_the_readmes_quickstart_stops_with_a_reason_when_it_cannot_go_on(stack: Stack, tmp_path: Path) -> None:
+    """Pasted as a person would: no photo.jpg here, then a stack that is not running: each stops it, saying why."""
+    script = readme_block("## Quickstart")
+    missing = await run_readme_block_failing(script, stack.settings, tmp_path / "no-photo")
+    assert missing.returncode != 0 and "photo.jpg" in missing.stderr, missing.stderr
+    assert '"IMAGES_CHANGED"' not in missing.stdout  # no earlier run's event passed off as this one's
+    stopped = replace(stack.settings, api_port=services.free_port())
+    (tmp_path / "stopped").mkdir()
+    (tmp_path / "stopped" / "photo.jpg").write_bytes(images.noisy_jpeg(64, 48))
+    down = await run_readme_block_failing(script, stopped, tmp_path / "stopped")
+    assert down.returncode != 0 and "Failed to connect" in down.stderr, down.stderr
 
 
 async def test_the_admin_commands_on_the_running_stack(api: ImageClient, stack: Stack) -> None:
