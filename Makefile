@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run run-fleet test test-unit lint bench clean
+.PHONY: install run run-fleet reset test test-unit lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,13 @@ run: install
 	$(PY) scripts/devstack.py jq
 	@echo "API: http://$${IMAGES_API_HOST:-127.0.0.1}:$${IMAGES_API_PORT:-8080}/  (health: /actuator/health)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho -f Procfile start
+
+# A clean slate for `make run`: its database (IMAGES_DB_DSN, `images` by default) dropped and made
+# again, its files (var/) removed. The broker keeps nothing: it forgets all when `make run` stops.
+reset: install
+	$(PY) scripts/devstack.py db
+	$(PY) scripts/devstack.py reset
+	rm -rf var
 
 # compose's topology natively, on object storage: nginx, 3 api, 2 workers, 2 relays, MariaDB,
 # the broker and moto's S3 server (scripts/fleet.py). nginx is Debian's, installed when missing.

