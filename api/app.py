@@ -68,7 +68,8 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     if not settings.api_metrics_port:  # else served on its own port only (api/server.py)
         app.router.add_get("/metrics", images.metrics)
     app.router.add_get("/openapi.json", openapi.openapi)
-    # Swagger UI for that document, from swagger-ui-py's bundled copy (nothing vendored here).
+    # Swagger UI for that document, from swagger-ui-py's bundled copy (nothing vendored here);
+    # its pages are not operations of the API, so the document leaves them out. `/` leads there.
     docs.add_docs(app, title="image-server API")
     app.router.add_get("/health", health.simple_health)
     app.router.add_get("/actuator/health", health.actuator_health)

@@ -13,10 +13,11 @@ from aiohttp import web
 from swagger_ui import core
 
 PREFIX = "/docs"
+ROUTES = ("/", PREFIX, PREFIX + "/", PREFIX + "/static/{name}")  # pages for people, left out of the OpenAPI document
 
 
 def add_docs(app: web.Application, *, title: str) -> None:
-    """Register /docs, /docs/ and /docs/static/{name} on `app`."""
+    """Register /docs, /docs/, /docs/static/{name} and `/` (leading to /docs) on `app`: ROUTES, not operations."""
     doc = core.ApplicationDocument(
         app, app_type="aiohttp", config_rel_url="/openapi.json", url_prefix=PREFIX, title=title
     )
@@ -34,6 +35,10 @@ def add_docs(app: web.Application, *, title: str) -> None:
             raise web.HTTPNotFound(reason="no such file")
         return web.FileResponse(found, headers={"Cache-Control": "public, max-age=86400"})
 
+    async def to_the_docs(request: web.Request) -> web.Response:
+        raise web.HTTPFound(PREFIX)
+
+    app.router.add_get("/", to_the_docs)  # a person opening the API's address lands on its documentation
     app.router.add_get(PREFIX, swagger_ui)
     app.router.add_get(PREFIX + "/", swagger_ui)
     app.router.add_get(PREFIX + "/static/{name}", swagger_file)

@@ -71,8 +71,6 @@ def _keyed(statuses: tuple[int, ...]) -> dict[str, Any]:
     return _errors(*statuses, 409, 422)
 
 
-HTML = {"description": "A page", "content": {"text/html": {"schema": {"type": "string"}}}}
-
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "image-server", "version": "0.1.0", "description": "Image upload, conversion and confirm."},
@@ -226,15 +224,6 @@ DOCUMENT: dict[str, Any] = {
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}
         },
-        "/docs": {"get": {"summary": "Swagger UI for this document", "responses": {"200": HTML}}},
-        "/docs/": {"get": {"summary": "Swagger UI for this document", "responses": {"200": HTML}}},
-        "/docs/static/{name}": {
-            "get": {
-                "summary": "Swagger UI's files",
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "The file"}, **_errors(404)},
-            }
-        },
         "/images/{key}": {
             "get": {
                 "summary": "Stored files of a file:// store (local runs; elsewhere nginx or the bucket's CDN)",
@@ -279,7 +268,31 @@ def _secure(document: dict[str, Any]) -> None:
             operation["responses"] |= _errors(401, 403)
 
 
+# Swagger UI groups operations by their first tag (one "default" group otherwise).
+TAGS = (
+    ("uploads", "Upload images (CONTRACT 2.1)", ("/api/images",)),
+    ("images", "Read an image", ("/api/v1/images/{image_id}",)),
+    ("confirm", "Confirm images to a reference, in order (CONTRACT 2.2-2.5)", ("/api/v1/images/confirm",)),
+    ("reference data", "Extensions and reference types", ("/api/v1/enums/", "/api/extensions", "/api/referenceType")),
+    (
+        "operations",
+        "Health, metrics, this document, stored files",
+        ("/health", "/actuator/", "/metrics", "/openapi.json", "/images/"),
+    ),
+)
+
+
+def _tag(document: dict[str, Any]) -> None:
+    """Give each operation the tag of the first group its path starts with."""
+    document["tags"] = [{"name": name, "description": about} for name, about, _ in TAGS]
+    for path, operations in document["paths"].items():
+        name = next(name for name, _, prefixes in TAGS if path.startswith(prefixes))
+        for operation in operations.values():
+            operation["tags"] = [name]
+
+
 _secure(DOCUMENT)
+_tag(DOCUMENT)
 
 
 async def openapi(request: web.Request) -> web.Response:

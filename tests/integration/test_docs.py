@@ -26,3 +26,10 @@ async def test_a_browser_sees_every_endpoint_listed(client) -> None:  # type: ig
     listed = {path for path in DOCUMENT["paths"] if f'data-path="{path}"' in dom}
     assert listed == set(DOCUMENT["paths"]), f"not listed: {sorted(set(DOCUMENT['paths']) - listed)}"
     assert "image-server" in dom
+    assert 'data-path="/docs' not in dom  # Swagger UI's own pages are not listed as operations
+    assert all(f'data-tag="{tag["name"]}"' in dom for tag in DOCUMENT["tags"]), "operations grouped by tag"
+
+
+async def test_the_api_address_leads_a_person_to_the_docs(client) -> None:  # type: ignore[no-untyped-def]
+    r = await client.get("/", allow_redirects=False)
+    assert (r.status, r.headers["Location"]) == (302, "/docs")
