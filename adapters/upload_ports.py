@@ -19,7 +19,7 @@ from adapters.images import headers as formats
 from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert_and_store
 from adapters.images.process_pool import ConverterPool
 from adapters.storage import Storage
-from core.ports import Conversion, FileFacts, Undecodable, UploadUnitOfWork
+from core.ports import Content, Conversion, FileFacts, Spooled, Undecodable, UploadUnitOfWork
 from core.quotas import QuotaLimits
 from core.settings import Settings
 from core.upload import UploadPorts
@@ -31,13 +31,34 @@ class HeaderInspector:
     def __init__(self, max_image_pixels: int) -> None:
         self._max_pixels = max_image_pixels
 
-    async def inspect(self, data: bytes) -> FileFacts:
+    async def inspect(self, content: Content) -> FileFacts:
         # Counting a GIF's frames walks all of its blocks in Python: 0.9 s for 10 MB of one-byte
         # sub-blocks, ~1.4 s for 10 MB of tiny frames (measured). On a thread the event loop keeps
         # serving meanwhile (it takes the GIL back every switch interval) instead of stalling.
-        if formats.sniff(data[:16]) == "GIF":
-            return await asyncio.to_thread(self.facts, data)
-        return self.facts(data)
+        if isinstance(content, Spooled):
+            return await asyncio.to_thread(self.facts_of_file, content.path)
+        if formats.sniff(content[:16]) == "GIF":
+            return await asyncio.to_thread(self.facts, content)
+        return self.facts(content)
+
+    def facts_of_file(self, path: str) -> FileFacts:
+        """What a spooled file is, reading what its header needs (a container's boxes: all of it)."""
+        with open(path, "rb") as file:
+            head = file.read(formats.SNIFF_BYTES)
+            kind = formats.sniff(head)
+            # A container's boxes and a GIF's frames are walked over all of the file: read whole (at
+            # most the per-file limit), since walking a GIF from a file on this thread starves the
+            # event loop of the GIL (0.6 s stalls measured; from bytes, < 0.1 s).
+            if kind in ("MP4", "MOV", "GIF") or kind not in formats.PIXEL_FORMATS:
+                return self.facts(head + file.read() if kind in ("MP4", "MOV", "GIF") else head)
+            file.seek(0)
+            try:
+                dims = formats.read_dimensions(file, self._max_pixels)
+            except formats.TooManyPixels as exc:
+                return FileFacts(kind, too_many_pixels=str(exc))
+            except ValueError as exc:
+                return FileFacts(kind, unreadable=str(exc))
+            return FileFacts(kind, dims.width, dims.height)
 
     def facts(self, data: bytes) -> FileFacts:
         """What the bytes are (synchronous)."""
@@ -58,18 +79,31 @@ class HeaderInspector:
         return FileFacts(kind, dims.width, dims.height)
 
 
+def _convert_spooled(
+    root: str, path: str, stem: str, max_pixels: int, widths: tuple[int, ...], durable: bool
+) -> Conversion:
+    """convert_and_store of a spooled upload, its bytes read here, in the conversion process."""
+    with open(path, "rb") as file:
+        data = file.read()
+    return convert_and_store(root, data, stem, max_pixels, widths, durable)
+
+
 class PoolConverter:
     """SyncConverter: converts in a ConverterPool's process, in a workspace of the storage, and publishes."""
 
     def __init__(self, pool: ConverterPool, settings: Settings, storage: Storage) -> None:
         self._pool, self._settings, self._storage = pool, settings, storage
 
-    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> Conversion:
+    async def convert(self, content: Content, stem: str, widths: Sequence[int]) -> Conversion:
         settings = self._settings
+        # A spooled file is read in the conversion process, never in this one.
+        convert, source = (
+            (_convert_spooled, content.path) if isinstance(content, Spooled) else (convert_and_store, content)
+        )
         async with self._storage.workspace() as space:
             try:
                 conversion: Conversion = await self._pool.run(
-                    convert_and_store, space.root, data, stem, settings.max_image_pixels, tuple(widths), space.durable
+                    convert, space.root, source, stem, settings.max_image_pixels, tuple(widths), space.durable
                 )
             except DimensionsExceeded as exc:
                 raise Undecodable(str(exc), too_many_pixels=True) from None

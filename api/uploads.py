@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from multipart import (
 )
 
 from adapters.db import quotas as quota_usage
+from adapters.files import spool
 from adapters.ids import new_id
 from api import idempotent, keys, metrics
 from api.admission import ADMISSION, Ticket
@@ -39,6 +41,7 @@ from core.upload import upload as upload_images
 # aiohttp reads 8 KiB at a time by default; 256 KiB halves the CPU per upload (issue 3).
 CHUNK_BYTES = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+FILE_FIELDS = ("file", "files")
 
 
 class _Body:
@@ -87,15 +90,24 @@ async def upload(request: web.Request) -> web.Response:
 async def _upload(request: web.Request, ticket: Ticket, who: auth.Caller, sync: bool) -> web.Response:
     settings = request.app[keys.SETTINGS]
     body = _Body(settings.max_request_bytes, ticket, declared=request.content_length is not None)
+    parts = _Form(settings.max_file_bytes, spool.spool_dir(request.app[keys.STORAGE].local_dir))
     try:
-        fields, single, multi = await _read_form(request, body, settings.max_file_bytes)
+        return await _upload_read(request, body, parts, who, sync)
+    finally:
+        await parts.discard()  # what was spooled and not stored (a stored part was moved away)
+
+
+async def _upload_read(request: web.Request, body: _Body, parts: _Form, who: auth.Caller, sync: bool) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    try:
+        fields, single, multi = await _read_form(request, body, parts)
     except errors.FileTooLarge:
         await _drain(request, body)
         raise
     uploader = auth.uploader_of(who, fields.get("uploaderId"))  # with a token: its subject
     form = UploadForm(uploader, fields.get("category"), single, multi, sync=sync)
     meaning = [b"sync" if sync else b"async", (form.category or "").encode(), b"files" if multi else b"file"]
-    meaning += [part for f in form.files for part in ((f.file_name or "").encode(), f.data)]
+    meaning += [part for f in form.files for part in ((f.file_name or "").encode(), _fingerprint_of(f))]
     keyed = await idempotent.keyed(request, idempotency.UPLOAD, form.uploader_id or "", meaning)
 
     async def work(remember: Remember | None) -> list[Image]:
@@ -109,10 +121,15 @@ async def _upload(request: web.Request, ticket: Ticket, who: auth.Caller, sync: 
             remember=remember,
         )
         request[keys.LOG_FIELDS] = {"image_ids": [i.image_id for i in images], "sync": sync}
-        metrics.UPLOAD_BYTES.inc(sum(len(f.data) for f in form.files))
+        metrics.UPLOAD_BYTES.inc(sum(f.size for f in form.files))
         return images
 
     return await idempotent.answer_once(request, keyed, lambda images: _answer(images, many=bool(multi)), work)
+
+
+def _fingerprint_of(file: IncomingFile) -> bytes:
+    """What a file adds to an Idempotency-Key's fingerprint: its bytes, or a spooled part's sha256."""
+    return file.data if file.spooled is None else file.spooled.digest.encode()
 
 
 def _answer(images: Sequence[Image], *, many: bool) -> StoredAnswer:
@@ -127,23 +144,28 @@ def _upload_body(image: Image) -> dict[str, Any]:
 
 
 async def _read_form(
-    request: web.Request, body: _Body, max_file_bytes: int
+    request: web.Request, body: _Body, form: _Form
 ) -> tuple[dict[str, str], list[IncomingFile], list[IncomingFile]]:
     _, params = parse_options_header(request.headers.get(hdrs.CONTENT_TYPE, ""))
     boundary = params.get("boundary")
     if not boundary:
         raise errors.ValidationError("malformed multipart body: no boundary in Content-Type")
-    form = _Form(max_file_bytes)
     try:
         # Header bytes as latin-1, which cannot fail: names are decoded from UTF-8 per part.
         parser = PushMultipartParser(boundary, header_charset="latin1")
         while chunk := await request.content.read(CHUNK_BYTES):
             body.count(len(chunk))
             for event in parser.parse(chunk):
-                form.feed(event)
+                await form.feed(event)
         parser.close()  # raises if the closing boundary never came
     except MultipartError as exc:
         raise errors.ValidationError(f"malformed multipart body: {exc}") from None
+    except ConnectionError:  # the client hung up mid-body: the middleware says so
+        raise
+    except OSError as exc:  # spooling a part to disk failed
+        if errors.is_disk_full(exc):
+            raise errors.StorageFull() from exc
+        raise errors.ImageSaveFailed("the upload could not be received") from exc
     return form.fields, form.single, form.multi
 
 
@@ -152,30 +174,51 @@ class _Form:
 
     A part stops at its limit (the per-file limit for `file`/`files`, 64 KiB for other fields)
     with FILE_TOO_LARGE, as soon as a chunk takes it over, before the rest is held in memory.
+    File parts are held while the request's held bytes stay within spool.SPOOL_AFTER; past it a
+    part goes to disk as it arrives (adapters/files/spool.py).
     """
 
-    def __init__(self, max_file_bytes: int) -> None:
+    def __init__(self, max_file_bytes: int, spool_dir: Path) -> None:
         self.fields: dict[str, str] = {}
         self.single: list[IncomingFile] = []
         self.multi: list[IncomingFile] = []
         self._max_file_bytes = max_file_bytes
+        self._spool_dir = spool_dir
         self._name: str | None = None
         self._filename: str | None = None
         self._limit = 0
         self._size = 0
+        self._held = 0  # bytes of this request's parts kept in memory
         self._chunks: list[bytes] = []
+        self._spooling: spool.SpoolFile | None = None
+        self._spooled: list[str] = []  # every file this request spooled: removed at its end unless moved
 
-    def feed(self, event: MultipartSegment | bytes | None) -> None:
+    async def feed(self, event: MultipartSegment | bytes | None) -> None:
         """One parser event: a part's headers, a chunk of its body, or None at its end."""
         if event is None:
-            self._part_end()
+            await self._part_end()
         elif isinstance(event, MultipartSegment):
             self._part_begin(event)
         else:
             self._size += len(event)
             if self._size > self._limit:
                 raise errors.FileTooLarge(f"a file is over {self._limit} bytes")
-            self._chunks.append(event)
+            if self._spooling is None and self._name in FILE_FIELDS and self._held + len(event) > spool.SPOOL_AFTER:
+                await self._start_spooling()
+            if self._spooling is not None:
+                await self._spooling.write(event)
+            else:
+                self._chunks.append(event)
+                self._held += len(event)
+
+    async def _start_spooling(self) -> None:
+        self._spooling = await spool.SpoolFile.create(self._spool_dir)
+        self._spooled.append(str(self._spooling.path))
+        held = b"".join(self._chunks)
+        self._held -= len(held)
+        self._chunks = []
+        if held:
+            await self._spooling.write(held)
 
     def _part_begin(self, segment: MultipartSegment) -> None:
         # The library's own `filename` drops everything up to a backslash (an old browser's
@@ -184,17 +227,28 @@ class _Form:
         name, filename = params.get("name"), params.get("filename")
         self._name = None if name is None else _utf8(name)
         self._filename = None if filename is None else _utf8(filename)
-        self._limit = self._max_file_bytes if self._name in ("file", "files") else MAX_FIELD_BYTES
+        self._limit = self._max_file_bytes if self._name in FILE_FIELDS else MAX_FIELD_BYTES
         self._size = 0
         self._chunks = []
 
-    def _part_end(self) -> None:
+    async def _part_end(self) -> None:
+        if self._spooling is not None:
+            spooled, self._spooling = await self._spooling.close(), None
+            (self.single if self._name == "file" else self.multi).append(IncomingFile(self._filename, spooled=spooled))
+            return
         data = b"".join(self._chunks)  # one chunk: that chunk itself, not a copy
-        if self._name in ("file", "files"):
+        if self._name in FILE_FIELDS:
             file = IncomingFile(self._filename, data)
             (self.single if self._name == "file" else self.multi).append(file)
         elif self._name:
             self.fields[self._name] = data.decode("utf-8", errors="replace")
+
+    async def discard(self) -> None:
+        """Remove what this request spooled and nobody stored (a part being written included)."""
+        if self._spooling is not None:
+            await self._spooling.discard()
+            self._spooling = None
+        await spool.remove(self._spooled)
 
 
 def _unquote(value: str, _filename: bool) -> str:

@@ -184,10 +184,27 @@ class StoreUnavailable(Exception):
     """
 
 
+@dataclass(frozen=True)
+class Spooled:
+    """A file part the shell wrote to this host's scratch space as it arrived, instead of holding it (issue 26).
+
+    `path` is on the store's own disk where there is one (so storing it is a rename); `digest` is
+    the sha256 of its bytes. Whoever stores it may move it away; the shell removes what is left.
+    """
+
+    path: str
+    size: int
+    digest: str
+
+
+# An upload's bytes: held (small parts) or spooled (the rest of a large request).
+Content = bytes | Spooled
+
+
 class BlobStore(Protocol):
     """Durable bytes under keys: the originals an upload stores."""
 
-    async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
+    async def create(self, files: Sequence[tuple[str, Content]], created: list[str]) -> None:
         """Create the files durably, adding each key made to `created` (complete even on failure);
         raise the first failure: an OSError, or StoreUnavailable during an outage."""
         ...
@@ -213,7 +230,7 @@ class FileFacts:
 class FileInspector(Protocol):
     """Reads what an upload's bytes are without decoding their pixels."""
 
-    async def inspect(self, data: bytes) -> FileFacts: ...
+    async def inspect(self, content: Content) -> FileFacts: ...
 
 
 class Undecodable(Exception):
@@ -227,6 +244,6 @@ class Undecodable(Exception):
 class SyncConverter(Protocol):
     """Converts an upload's bytes and writes the result and its variants under `stem` (?sync=true)."""
 
-    async def convert(self, data: bytes, stem: str, widths: Sequence[int]) -> Conversion:
+    async def convert(self, content: Content, stem: str, widths: Sequence[int]) -> Conversion:
         """Raise Undecodable when the bytes cannot be converted."""
         ...

@@ -22,9 +22,11 @@ from core.idempotency import Remember
 from core.images import Image
 from core.ports import (
     BlobStore,
+    Content,
     Conversion,
     FileFacts,
     FileInspector,
+    Spooled,
     StoreUnavailable,
     SyncConverter,
     Transactions,
@@ -39,10 +41,23 @@ from core.settings import Settings
 
 @dataclass(frozen=True)
 class IncomingFile:
-    """One file of an upload, read whole (a shell stops reading a part at the per-file limit)."""
+    """One file of an upload: its bytes held (`data`), or spooled to scratch as they arrived (`spooled`).
+
+    A shell stops reading a part at the per-file limit either way.
+    """
 
     file_name: str | None
-    data: bytes
+    data: bytes = b""
+    spooled: Spooled | None = None
+
+    @property
+    def size(self) -> int:
+        return self.spooled.size if self.spooled is not None else len(self.data)
+
+    @property
+    def content(self) -> Content:
+        """What the ports take: the bytes, or where they were spooled."""
+        return self.spooled if self.spooled is not None else self.data
 
 
 @dataclass(frozen=True)
@@ -106,9 +121,9 @@ def check_form(form: UploadForm, references: ReferenceData) -> tuple[str, Refere
 def check_name_and_size(file: IncomingFile, references: ReferenceData, settings: Settings) -> None:
     """The checks of one file that need no look at its bytes: the name's extension, emptiness, size."""
     uploads.extension_of(file.file_name, references)
-    if not file.data:
+    if not file.size:
         raise errors.ValidationError("file is empty")
-    if len(file.data) > settings.max_file_bytes:
+    if file.size > settings.max_file_bytes:
         raise errors.FileTooLarge(f"file is over {settings.max_file_bytes} bytes")
 
 
@@ -142,7 +157,7 @@ async def upload(
     checked = []
     for file in form.files:  # one file at a time: the first file's error is the answer
         check_name_and_size(file, references, settings)
-        checked.append(check_content(file, await ports.inspector.inspect(file.data)))
+        checked.append(check_content(file, await ports.inspector.inspect(file.content)))
     ids = list(image_ids) if image_ids is not None else [new_id() for _ in checked]
     originals = [_original(c, image_id, uploader, rule.code, now) for image_id, c in zip(ids, checked, strict=True)]
     uow = ports.unit_of_work()
@@ -194,7 +209,7 @@ async def _remove_written(store: BlobStore, written: Sequence[str]) -> None:
 async def _store_originals(
     store: BlobStore, originals: Sequence[uploads.StoredOriginal], checked: Sequence[Checked], written: list[str]
 ) -> None:
-    files = [(o.origin_key or "", c.file.data) for o, c in zip(originals, checked, strict=True)]
+    files = [(o.origin_key or "", c.file.content) for o, c in zip(originals, checked, strict=True)]
     try:
         await store.create(files, written)
     except OSError as exc:  # the disk (or the api's file writer) failed: nothing is recorded
@@ -210,7 +225,7 @@ def _original(checked: Checked, image_id: str, uploader: str, category: str, now
         uploader_id=uploader,
         origin_key=uploads.original_key(category, now, image_id, checked.format),
         origin_format=checked.format,
-        origin_size=len(checked.file.data),
+        origin_size=checked.file.size,
         width=checked.width,
         height=checked.height,
     )
@@ -230,7 +245,7 @@ async def _convert_all(
     stems = [uploads.image_key(o.category, now, o.image_id, uploads.WEBP).removesuffix(".webp") for o in originals]
     results = await asyncio.gather(
         *(
-            converter.convert(c.file.data, stem, settings.variant_widths.for_type(o.category))
+            converter.convert(c.file.content, stem, settings.variant_widths.for_type(o.category))
             for c, o, stem in zip(checked, originals, stems, strict=True)
         ),
         return_exceptions=True,

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +50,23 @@ def write_started(path: Path, data: bytes | memoryview, mode: int) -> int:
     Return the open descriptor, for `finish`. On failure the file is closed and removed.
     """
     fd = _written(path, data, mode)
+    start_writeback(fd)
+    return fd
+
+
+def adopt(source: Path, path: Path) -> int:
+    """Move a spooled file (written, not yet durable) to `path` and start its write-back; return its descriptor.
+
+    A rename on the same file system, a copy otherwise; `finish` then fsyncs it (or removes it).
+    """
+    try:
+        os.replace(source, path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, path)
+        source.unlink(missing_ok=True)
+    fd = os.open(path, os.O_RDONLY)
     start_writeback(fd)
     return fd
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from adapters.files.store import FileStore, GroupWriter
-from core.ports import Conversion
+from core.ports import Content, Conversion
 from core.storage import PROBE_PREFIX
 
 LIST_BATCH = 200
-Backend = Callable[[list[tuple[str, bytes]]], Awaitable[list[BaseException | None]]]
+Backend = Callable[[list[tuple[str, Content]]], Awaitable[list[BaseException | None]]]
 
 
 class LocalWorkspace:

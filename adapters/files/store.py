@@ -22,6 +22,7 @@ import structlog
 from adapters.batching import Batcher
 from adapters.files import fsync as durable
 from core import errors
+from core.ports import Content, Spooled
 
 TMP_SUFFIX = ".part"
 log = structlog.get_logger("storage")
@@ -61,7 +62,7 @@ class FileStore:
         durable.fsync_dir(target.parent)
         return len(data)
 
-    def create_many(self, files: Sequence[tuple[str, bytes]]) -> list[BaseException | None]:
+    def create_many(self, files: Sequence[tuple[str, Content]]) -> list[BaseException | None]:
         """Create new files durably, fsyncing each directory once; return each file's error.
 
         For keys nothing reads until a later commit makes them known (uploads): each file is
@@ -79,7 +80,10 @@ class FileStore:
                 try:
                     target = self.path(key)
                     self._make_parent(target)
-                    started.append((n, target, durable.write_started(target, data, os.O_TRUNC)))
+                    if isinstance(data, Spooled):  # written as it arrived: moved here, then made durable
+                        started.append((n, target, durable.adopt(Path(data.path), target)))
+                    else:
+                        started.append((n, target, durable.write_started(target, data, os.O_TRUNC)))
                 except Exception as exc:  # handed back to that file's caller
                     outcome[n] = exc
         finally:
@@ -153,7 +157,7 @@ class GroupWriter:
         self,
         store: FileStore,
         *,
-        backend: Callable[[list[tuple[str, bytes]]], Awaitable[list[BaseException | None]]] | None = None,
+        backend: Callable[[list[tuple[str, Content]]], Awaitable[list[BaseException | None]]] | None = None,
         max_batch_bytes: int = 1024 * 1024,
         max_batch_files: int = 64,
         in_flight: int = 4,
@@ -164,11 +168,11 @@ class GroupWriter:
         self._backend = backend
         self._max_batch_bytes = max_batch_bytes
         self._max_batch_files = max_batch_files  # each is an open descriptor until its fsync
-        self._batcher: Batcher[tuple[str, bytes]] = Batcher(
+        self._batcher: Batcher[tuple[str, Content]] = Batcher(
             self._write_batch, take=self._batch_size, in_flight=in_flight
         )
 
-    async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
+    async def create(self, files: Sequence[tuple[str, Content]], created: list[str]) -> None:
         """Create these files durably; add each key created to `created`; raise the first failure.
 
         Returns, raises or is cancelled only once every file is either created or failed, so
@@ -202,7 +206,7 @@ class GroupWriter:
         """Leave files whose rows may have committed; if no row names them, the orphan sweep removes them."""
         log.error("upload_commit_in_doubt", kept=list(keys))
 
-    def _batch_size(self, queue: Sequence[tuple[tuple[str, bytes], asyncio.Future[None]]]) -> int:
+    def _batch_size(self, queue: Sequence[tuple[tuple[str, Content], asyncio.Future[None]]]) -> int:
         """How many of the queue's first files go together: up to max_batch_bytes and max_batch_files.
 
         A batch's files are written one after the other, so large files go alone or in small
@@ -211,12 +215,12 @@ class GroupWriter:
         """
         size = 0
         for n, ((_, data), _) in enumerate(queue):
-            size += len(data)
+            size += data.size if isinstance(data, Spooled) else len(data)
             if n and (size > self._max_batch_bytes or n == self._max_batch_files):
                 return n
         return len(queue)
 
-    async def _write_batch(self, batch: list[tuple[tuple[str, bytes], asyncio.Future[None]]]) -> None:
+    async def _write_batch(self, batch: list[tuple[tuple[str, Content], asyncio.Future[None]]]) -> None:
         files = [payload for payload, _ in batch]
         on_disk: asyncio.Future[list[BaseException | None]] = (
             asyncio.get_running_loop().run_in_executor(None, self.store.create_many, files)
@@ -235,7 +239,7 @@ class GroupWriter:
 
 
 def _settle(
-    batch: list[tuple[tuple[str, bytes], asyncio.Future[None]]], on_disk: asyncio.Future[list[BaseException | None]]
+    batch: list[tuple[tuple[str, Content], asyncio.Future[None]]], on_disk: asyncio.Future[list[BaseException | None]]
 ) -> None:
     """Resolve each file's future from the thread's per-file outcome (or its own failure)."""
     if on_disk.cancelled():

@@ -16,6 +16,7 @@ import orjson
 
 from adapters.files.store import FileStore
 from adapters.files.writer_process import LENGTH, Outcome
+from core.ports import Content, Spooled
 
 
 def _encode(exc: BaseException | None) -> dict[str, Any] | None:
@@ -32,7 +33,7 @@ def serve(root: str, threads: int, requests: BinaryIO, replies: BinaryIO) -> Non
     lock = threading.Lock()
     _write_frame(replies, orjson.dumps({"ready": True}))
 
-    def create(request_id: int, files: list[tuple[str, bytes]]) -> None:
+    def create(request_id: int, files: list[tuple[str, Content]]) -> None:
         try:
             outcome: Outcome = store.create_many(files)
         except BaseException as exc:  # every file of the batch failed alike
@@ -51,13 +52,17 @@ def _write_frame(stream: BinaryIO, body: bytes) -> None:
     stream.flush()
 
 
-def _read_request(stream: BinaryIO) -> tuple[int, list[tuple[str, bytes]]] | None:
+def _read_request(stream: BinaryIO) -> tuple[int, list[tuple[str, Content]]] | None:
     head = stream.read(LENGTH.size)
     if len(head) < LENGTH.size:
         return None
     header = orjson.loads(stream.read(LENGTH.unpack(head)[0]))
-    files = []
-    for key, size in zip(header["keys"], header["sizes"], strict=True):
+    files: list[tuple[str, Content]] = []
+    spooled = header.get("spooled") or [None] * len(header["keys"])
+    for key, size, path in zip(header["keys"], header["sizes"], spooled, strict=True):
+        if path is not None:  # written by the api as it arrived: moved into place here
+            files.append((key, Spooled(path, 0, "")))
+            continue
         data = stream.read(size)
         if len(data) < size:
             return None  # cut off: the api is gone, nobody would read the answer

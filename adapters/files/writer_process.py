@@ -34,6 +34,8 @@ from typing import Any
 import orjson
 import structlog
 
+from core.ports import Content, Spooled
+
 log = structlog.get_logger(__name__)
 
 LENGTH = struct.Struct("<I")  # a frame's length prefix, both ways (writer_helper.py)
@@ -123,7 +125,7 @@ class FileWriterProcess:
             log.info("file_writer_started", pid=proc.pid)
             return self._helper
 
-    async def create_many(self, files: Sequence[tuple[str, bytes]]) -> Outcome:
+    async def create_many(self, files: Sequence[tuple[str, Content]]) -> Outcome:
         """Create these files durably in the helper; return each file's error (None: made)."""
         helper = self._helper
         if helper is None or not helper.alive:
@@ -133,10 +135,14 @@ class FileWriterProcess:
         request_id = next(self._ids)
         answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         helper.pending[request_id] = answer  # no await since `alive` was checked
-        header = orjson.dumps({"id": request_id, "keys": [k for k, _ in files], "sizes": [len(d) for _, d in files]})
+        # A spooled file travels as its path (the helper moves it into place), its size as -1.
+        sizes = [-1 if isinstance(d, Spooled) else len(d) for _, d in files]
+        spooled = [d.path if isinstance(d, Spooled) else None for _, d in files]
+        header = orjson.dumps({"id": request_id, "keys": [k for k, _ in files], "sizes": sizes, "spooled": spooled})
         try:
             # One frame, written without an await in between: frames of concurrent batches never interleave.
-            stdin.writelines([LENGTH.pack(len(header)), header, *(data for _, data in files)])
+            held = [data for _, data in files if not isinstance(data, Spooled)]
+            stdin.writelines([LENGTH.pack(len(header)), header, *held])
             await stdin.drain()
         except (ConnectionError, RuntimeError) as exc:  # the helper is gone; its reader fails the rest
             helper.pending.pop(request_id, None)

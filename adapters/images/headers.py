@@ -6,6 +6,7 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
@@ -79,8 +80,10 @@ class Dimensions:
     frames: int = 1
 
 
-def read_dimensions(data: bytes, max_pixels: int) -> Dimensions:
+def read_dimensions(data: bytes | BinaryIO, max_pixels: int) -> Dimensions:
     """Read the size and frame count without decoding pixels; raise TooManyPixels or ValueError.
+
+    `data`: the bytes, or a file open at its start (a spooled upload: only what the header needs is read).
 
     The limit applies to the pixels of every frame together (CONTRACT 2.1): 300 frames of
     1000x1000 are 300 MP, however small the file, since a decoder holds each frame whole.
@@ -88,7 +91,7 @@ def read_dimensions(data: bytes, max_pixels: int) -> Dimensions:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
                 width, height = img.size
                 frames, pixels = _frames_and_pixels(img)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -30,7 +31,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from adapters.s3.outcomes import code, request, unavailable
-from core.ports import StoreUnavailable
+from core.ports import Content, Spooled, StoreUnavailable
 from core.storage import PROBE_PREFIX
 
 log = structlog.get_logger("s3")
@@ -92,7 +93,7 @@ class S3Store:
         """The object's name for a storage key."""
         return self.prefix + key
 
-    async def create(self, files: Sequence[tuple[str, bytes]], created: list[str]) -> None:
+    async def create(self, files: Sequence[tuple[str, Content]], created: list[str]) -> None:
         """PUT every file at once; add each key stored to `created`; raise the first failure.
 
         Returns, raises or is cancelled only once every PUT has an outcome, so that `created` is
@@ -112,7 +113,9 @@ class S3Store:
                     log.error("upload_save_failed", store="s3", error=str(outcome))
                 raise outcome
 
-    async def _put(self, key: str, data: bytes) -> None:
+    async def _put(self, key: str, content: Content) -> None:
+        # A spooled upload is read from scratch for its PUT (at most the per-file limit at once).
+        data = await asyncio.to_thread(Path(content.path).read_bytes) if isinstance(content, Spooled) else content
         async with request("put", key):
             await self._client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
 

@@ -10,6 +10,7 @@ once the held uploads finish, the same upload is taken.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import uuid
 from collections.abc import AsyncIterator
@@ -75,8 +76,10 @@ class RawUpload:
         head = await self.answer_head()
         return int(head.split(b" ", 2)[1])
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()  # closed before the test's loop ends: no transport left to the collector
 
 
 @pytest.fixture
@@ -84,7 +87,7 @@ async def held() -> AsyncIterator[list[RawUpload]]:
     uploads: list[RawUpload] = []
     yield uploads
     for upload in uploads:
-        upload.close()
+        await upload.close()
 
 
 async def bounded(settings: Settings, make_client: ClientFactory, **bounds: int) -> TestClient:

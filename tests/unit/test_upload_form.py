@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from pathlib import Path
+
 import pytest
 from multipart import PushMultipartParser
 
@@ -20,14 +24,17 @@ def body(disposition: str, content: bytes) -> bytes:
     )
 
 
-def parse(data: bytes, *, chunk: int = 1 << 20, max_file_bytes: int = 1 << 20) -> _Form:
-    form = _Form(max_file_bytes)
-    parser = PushMultipartParser(BOUNDARY, header_charset="latin1")
-    for start in range(0, len(data), chunk):
-        for event in parser.parse(data[start : start + chunk]):
-            form.feed(event)
-    parser.close()
-    return form
+def parse(data: bytes, *, chunk: int = 1 << 20, max_file_bytes: int = 1 << 20, spool_dir: Path | None = None) -> _Form:
+    async def feed_all() -> _Form:
+        form = _Form(max_file_bytes, spool_dir or Path("/nonexistent/spool"))  # small parts never spool
+        parser = PushMultipartParser(BOUNDARY, header_charset="latin1")
+        for start in range(0, len(data), chunk):
+            for event in parser.parse(data[start : start + chunk]):
+                await form.feed(event)
+        parser.close()
+        return form
+
+    return asyncio.run(feed_all())
 
 
 @pytest.mark.parametrize(
@@ -72,3 +79,21 @@ def test_a_file_over_its_limit_stops_the_parse() -> None:
 def test_a_field_over_64_kib_stops_the_parse() -> None:
     with pytest.raises(errors.FileTooLarge):
         parse(body('name="uploaderId"', b"u" * (MAX_FIELD_BYTES + 1)))
+
+
+def test_a_request_past_the_spool_threshold_sends_its_parts_to_disk_as_they_arrive(tmp_path: Path) -> None:
+    """Parts within SPOOL_AFTER stay in memory; the one that takes the request past it is written to disk."""
+    small, large = b"s" * 1000, bytes(range(256)) * (3 * 4096)  # 1000 B, then 3 MiB
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{n}.jpg"\r\n\r\n'.encode() + c
+        for n, c in enumerate((small, large))
+    ]
+    data = b"\r\n".join(parts) + f"\r\n--{BOUNDARY}--\r\n".encode()
+    form = parse(data, chunk=256 * 1024, max_file_bytes=8 << 20, spool_dir=tmp_path)
+    held, spooled = form.multi
+    assert (held.data, held.spooled) == (small, None)
+    assert spooled.data == b"" and spooled.spooled is not None and spooled.size == len(large)
+    assert Path(spooled.spooled.path).read_bytes() == large
+    assert spooled.spooled.digest == hashlib.sha256(large).hexdigest()
+    asyncio.run(form.discard())
+    assert list(tmp_path.rglob("*.part")) == []  # nobody stored it: gone with the request
