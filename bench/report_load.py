@@ -60,6 +60,11 @@ def overload_section(overload: dict | None) -> list[str]:
         + ", ".join(f"{r['peak_rss_growth_mib']} MiB" for r in overload["rows"] if r["bounds"] == "off")
         + f"). Every answer 200 or 503, no reset: {verdict(clean)}.",
         "",
+        "A request keeps at most 2 MiB of its parts in memory and spools the rest to disk as it arrives, "
+        "so the api's memory follows neither the number of clients nor the size of their requests; the "
+        "admission bounds (256 MiB, 256 uploads per process) now bound the disk, the CPU and the time "
+        "spent per request more than memory (bench/NOTES.md has the figures before spooling).",
+        "",
         "A shed client that sent `Expect: 100-continue` hears 503 within a quarter of a second and sends "
         "nothing. One that did not is answered at once too, but most clients (aiohttp's among them) read the "
         "answer only once they have sent their body, which the api reads and throws away: their 503 comes "
