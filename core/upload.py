@@ -119,12 +119,17 @@ def check_form(form: UploadForm, references: ReferenceData) -> tuple[str, Refere
 
 
 def check_name_and_size(file: IncomingFile, references: ReferenceData, settings: Settings) -> None:
-    """The checks of one file that need no look at its bytes: the name's extension, emptiness, size."""
-    uploads.extension_of(file.file_name, references)
+    """The checks of one file that need no look at its bytes: the name's extension, emptiness, size.
+
+    An SVG has a smaller limit of its own (uploads.SVG_MAX_BYTES): its checks read the whole text.
+    """
+    extension = uploads.extension_of(file.file_name, references)
     if not file.size:
         raise errors.ValidationError("file is empty")
     if file.size > settings.max_file_bytes:
         raise errors.FileTooLarge(f"file is over {settings.max_file_bytes} bytes")
+    if extension == "SVG" and file.size > uploads.SVG_MAX_BYTES:
+        raise errors.FileTooLarge(f"an SVG is over {uploads.SVG_MAX_BYTES} bytes")
 
 
 def check_content(file: IncomingFile, facts: FileFacts) -> Checked:
