@@ -19,7 +19,8 @@ run: install
 	$(PY) scripts/devstack.py schema
 	$(PY) scripts/devstack.py jq
 	@echo "API: http://$${IMAGES_API_HOST:-127.0.0.1}:$${IMAGES_API_PORT:-8080}/  (health: /actuator/health)"
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho -f Procfile start
+	@# honcho pipes the processes' output (not a terminal: JSON by default); a person reads these lines.
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" IMAGES_LOG_FORMAT="$${IMAGES_LOG_FORMAT:-console}" exec $(VENV)/bin/honcho -f Procfile start
 
 # A clean slate for `make run`: its database (IMAGES_DB_DSN, `images` by default) dropped and made
 # again, its files (var/) removed. The broker keeps nothing: it forgets all when `make run` stops.
