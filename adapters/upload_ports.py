@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import BinaryIO
 
 from adapters.db.mariadb import in_transaction_retrying
 from adapters.images import containers as isobmff
@@ -52,13 +53,7 @@ class HeaderInspector:
             if kind in ("MP4", "MOV", "GIF") or kind not in formats.PIXEL_FORMATS:
                 return self.facts(head + file.read() if kind in ("MP4", "MOV", "GIF") else head)
             file.seek(0)
-            try:
-                dims = formats.read_dimensions(file, self._max_pixels)
-            except formats.TooManyPixels as exc:
-                return FileFacts(kind, too_many_pixels=str(exc))
-            except ValueError as exc:
-                return FileFacts(kind, unreadable=str(exc))
-            return FileFacts(kind, dims.width, dims.height)
+            return self._pixel_facts(kind, file)
 
     def facts(self, data: bytes) -> FileFacts:
         """What the bytes are (synchronous)."""
@@ -70,8 +65,12 @@ class HeaderInspector:
                 return FileFacts(kind, unreadable=f"not a valid {kind} file: {exc}")
         if kind not in formats.PIXEL_FORMATS:
             return FileFacts(kind)  # None (unsupported) or SVG (checked when it is converted)
+        return self._pixel_facts(kind, data)
+
+    def _pixel_facts(self, kind: str, source: bytes | BinaryIO) -> FileFacts:
+        """An image's size from its header (bytes, or a file at its start), within the pixel limit."""
         try:
-            dims = formats.read_dimensions(data, self._max_pixels)
+            dims = formats.read_dimensions(source, self._max_pixels)
         except formats.TooManyPixels as exc:
             return FileFacts(kind, too_many_pixels=str(exc))
         except ValueError as exc:
