@@ -283,9 +283,10 @@ async def test_one_api_killed_uploads_keep_succeeding_through_the_others(fleet: 
         await asyncio.gather(kill_after(12), *(client(http, 15) for _ in range(4)))
         after = [status for started, status, _ in tries if started > killed_at[0]]
         assert len(after) >= 20 and set(after) == {200}, tries  # every upload sent after the kill was accepted
-        # Only what the victim held when it died went unanswered (nginx's 502): at most one per client.
+        # Only what the victim held when it died went unanswered, at most one per client: nginx's 502, or a
+        # dropped connection (0) when the victim died after nginx had begun relaying its answer.
         lost = [status for _, status, _ in tries if status != 200]
-        assert len(lost) <= 4 and set(lost) <= {502}, tries
+        assert len(lost) <= 4 and set(lost) <= {0, 502}, tries
         assert before < sum(e.get("event") == "request_handled" for e in victim.log_events())  # it took its share
         for _, _, image_id in tries[-4:]:
             assert image_id and (await wait_ready(Api(http, fleet), image_id))["status"] == "READY"  # type: ignore[arg-type]
