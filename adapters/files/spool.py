@@ -73,6 +73,30 @@ class SpoolFile:
         self.path.unlink(missing_ok=True)
 
 
+def spill(directory: Path, data: bytes) -> str:
+    """Write a held part to a new file in `directory` at once, on the caller's thread; return its path.
+
+    One copy into the page cache, no fsync (whoever stores it makes it durable): the file writer's
+    way of handing bytes to its helper process (writer_process.py). A failed write leaves nothing.
+    """
+    path = directory / f"{uuid.uuid4().hex}.part"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:  # the first spill, or the directory was removed under us
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return str(path)
+
+
 async def remove(paths: Iterable[str]) -> None:
     """Remove spooled files a request left (a stored one was moved away already: nothing to do)."""
     left = list(paths)

@@ -56,18 +56,14 @@ def _read_request(stream: BinaryIO) -> tuple[int, list[tuple[str, Content]]] | N
     head = stream.read(LENGTH.size)
     if len(head) < LENGTH.size:
         return None
-    header = orjson.loads(stream.read(LENGTH.unpack(head)[0]))
-    files: list[tuple[str, Content]] = []
-    spooled = header.get("spooled") or [None] * len(header["keys"])
-    for key, size, path in zip(header["keys"], header["sizes"], spooled, strict=True):
-        if path is not None:  # written by the api as it arrived: moved into place here
-            files.append((key, Spooled(path, 0, "")))
-            continue
-        data = stream.read(size)
-        if len(data) < size:
-            return None  # cut off: the api is gone, nobody would read the answer
-        files.append((key, data))
-    return header["id"], files
+    size = LENGTH.unpack(head)[0]
+    body = stream.read(size)
+    if len(body) < size:
+        return None  # cut off: the api is gone, nobody would read the answer
+    header = orjson.loads(body)
+    # Each file was written by the api to its spool directory: moved into place here, then made durable.
+    files = zip(header["keys"], header["paths"], strict=True)
+    return header["id"], [(key, Spooled(path, 0, "")) for key, path in files]
 
 
 def main(argv: Sequence[str]) -> None:

@@ -4,27 +4,31 @@ A batch of uploads' files used to be written and fsync'd on a thread of the api 
 one of that thread's system calls (open, write, sync_file_range, fsync, close, per file) gives
 the GIL up and has to take it back from a busy event loop: 16 context switches per upload, a
 fifth of the process's CPU in futex calls, and a 100 KiB file's write waiting ~0.7 ms for the
-GIL (bench/NOTES.md). Here the api hands each batch over a pipe to a helper process, which runs
-the same `FileStore.create_many` on its own threads and answers with each file's outcome; the
-loop's share is two pipe writes and one read per batch.
+GIL (bench/NOTES.md). Here the loop writes each held file's bytes once, into the page cache, as a
+file in the spool directory (`spool.spill`: what any upload server does, no disk wait), and hands
+the batch's paths over a pipe to a helper process, which moves each into place and fsyncs it on
+its own threads (`FileStore.create_many`, as for a part spooled while it arrived) and answers with
+each file's outcome. The bytes used to cross the pipe as well: three copies instead of one, and a
+wake-up of the helper per 64 KiB; 13 % fewer uploads/s at 100 KiB (bench/NOTES.md, issue 26).
 
-Frames, both ways: a 4-byte little-endian length, then that many bytes of JSON. A request's JSON
-(`id`, `keys`, `sizes`) is followed by the files' bytes, in order. A reply is JSON only: `id`
-and one error (or null) per file. The helper's first frame says it is ready.
+Frames, both ways: a 4-byte little-endian length, then that many bytes of JSON. A request is
+`id`, `keys` and `paths` (each file's spooled path); a reply is `id` and one error (or null) per
+file. The helper's first frame says it is ready.
 
 The helper ignores SIGINT and SIGTERM (a terminal's Ctrl-C reaches the whole process group): it
 stops when its stdin closes, after answering every batch it has read; that is when the api
 closes it, or dies. If it dies first, every batch it had not answered fails with EIO (whether
 their files were made is unknown; a file without a row is the orphan sweep's) and the next
-batch starts a new helper.
+batch starts a new helper. A file spilled here and not moved into place is removed here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
-import fcntl
 import itertools
+import os
 import struct
 import sys
 from collections.abc import Sequence
@@ -34,14 +38,13 @@ from typing import Any
 import orjson
 import structlog
 
+from adapters.files import spool
 from core.ports import Content, Spooled
 
 log = structlog.get_logger(__name__)
 
 LENGTH = struct.Struct("<I")  # a frame's length prefix, both ways (writer_helper.py)
 READY_TIMEOUT_S = 30
-PIPE_BYTES = 1024 * 1024
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's fcntl command; named in Python 3.10+
 Outcome = list[BaseException | None]
 
 
@@ -84,6 +87,7 @@ class FileWriterProcess:
 
     def __init__(self, root: str | Path, *, threads: int = 4) -> None:
         self._root = str(root)
+        self._spool_dir = spool.spool_dir(Path(root))
         self._threads = threads
         self._helper: _Helper | None = None
         self._ids = itertools.count()
@@ -120,13 +124,41 @@ class FileWriterProcess:
             if ready.get("ready") is not True:
                 proc.kill()
                 raise _died(f"the file writer process said {ready!r} instead of being ready")
-            _widen_pipe(proc)
             self._helper = _Helper(proc)
             log.info("file_writer_started", pid=proc.pid)
             return self._helper
 
     async def create_many(self, files: Sequence[tuple[str, Content]]) -> Outcome:
         """Create these files durably in the helper; return each file's error (None: made)."""
+        outcome: Outcome = [None] * len(files)
+        paths: list[str | None] = []
+        spilled: list[str] = []  # written here: removed unless moved into place
+        for n, (_, data) in enumerate(files):
+            if isinstance(data, Spooled):
+                paths.append(data.path)
+                continue
+            try:
+                path = spool.spill(self._spool_dir, data)
+            except OSError as exc:  # ENOSPC, say: that file's error
+                outcome[n] = exc
+                paths.append(None)
+                continue
+            paths.append(path)
+            spilled.append(path)
+        handed = [n for n, path in enumerate(paths) if path is not None]
+        try:
+            if handed:
+                answered = await self._hand_over([files[n][0] for n in handed], [paths[n] for n in handed])
+                for n, error in zip(handed, answered, strict=True):
+                    outcome[n] = error
+        finally:
+            # Moved into place: gone from the spool already. Not moved (an error, the helper died): removed.
+            for path in spilled:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        return outcome
+
+    async def _hand_over(self, keys: list[str], paths: list[str | None]) -> Outcome:
         helper = self._helper
         if helper is None or not helper.alive:
             helper = await self._running()
@@ -135,14 +167,9 @@ class FileWriterProcess:
         request_id = next(self._ids)
         answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         helper.pending[request_id] = answer  # no await since `alive` was checked
-        # A spooled file travels as its path (the helper moves it into place), its size as -1.
-        sizes = [-1 if isinstance(d, Spooled) else len(d) for _, d in files]
-        spooled = [d.path if isinstance(d, Spooled) else None for _, d in files]
-        header = orjson.dumps({"id": request_id, "keys": [k for k, _ in files], "sizes": sizes, "spooled": spooled})
+        header = orjson.dumps({"id": request_id, "keys": keys, "paths": paths})
         try:
-            # One frame, written without an await in between: frames of concurrent batches never interleave.
-            held = [data for _, data in files if not isinstance(data, Spooled)]
-            stdin.writelines([LENGTH.pack(len(header)), header, *held])
+            stdin.write(LENGTH.pack(len(header)) + header)
             await stdin.drain()
         except (ConnectionError, RuntimeError) as exc:  # the helper is gone; its reader fails the rest
             helper.pending.pop(request_id, None)
@@ -163,18 +190,6 @@ class FileWriterProcess:
             proc.kill()
             await proc.wait()
         await helper.reader
-
-
-def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
-    """Give the pipe to the helper room for a whole batch (1 MiB): with Linux's default 64 KiB,
-    a 1.5 MiB file crossed it in 24 turns of the event loop and the helper's reads."""
-    assert proc.stdin is not None
-    pipe = proc.stdin.transport.get_extra_info("pipe")
-    try:
-        size = min(PIPE_BYTES, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, size)
-    except (OSError, ValueError, AttributeError):
-        pass  # not Linux, or not allowed: a narrower pipe only costs more turns
 
 
 async def _read_frame(proc: asyncio.subprocess.Process) -> dict[str, Any]:

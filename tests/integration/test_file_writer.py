@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.files.spool import spool_dir
 from adapters.files.store import FileStore, GroupWriter
 from adapters.files.writer_process import FileWriterProcess
 from tests import services
@@ -30,6 +31,7 @@ async def test_files_are_made_whole_by_concurrent_batches(writer: FileWriterProc
     assert outcomes == [[None] * 5] * 6
     store = FileStore(tmp_path)
     assert all(store.read(key) == data for batch in batches for key, data in batch)
+    assert spooled(tmp_path) == []
 
 
 async def test_each_file_gets_its_own_error_back(writer: FileWriterProcess, tmp_path: Path) -> None:
@@ -39,34 +41,32 @@ async def test_each_file_gets_its_own_error_back(writer: FileWriterProcess, tmp_
     assert isinstance(outcome[1], FileExistsError) and outcome[1].errno == errno.EEXIST  # mkdir of "blocked"
     assert isinstance(outcome[2], ValueError) and "leaves the storage root" in str(outcome[2])
     assert FileStore(tmp_path).read("ok/a.jpg") == b"a"
+    assert spooled(tmp_path) == []  # the refused files' bytes are not left in the spool
 
 
-def blocked_opening_a_fifo(pid: int) -> bool:
-    """Whether a thread of `pid` sleeps in the kernel's FIFO open, waiting for the other end."""
-    tasks = Path(f"/proc/{pid}/task")
-    return any((t / "wchan").read_text() == "wait_for_partner" for t in tasks.iterdir())
+def spooled(root: Path) -> list[Path]:
+    """What is left in the spool directory the api writes files to before the helper moves them."""
+    return [p for p in spool_dir(root).rglob("*") if p.is_file()]
 
 
 async def test_a_batch_the_helper_never_answered_fails_and_the_next_starts_a_new_helper(
     writer: FileWriterProcess, tmp_path: Path
 ) -> None:
-    (tmp_path / "A").mkdir()
-    os.mkfifo(tmp_path / "A" / "held.jpg")  # opening it for writing blocks: the batch is held
-    held = asyncio.create_task(writer.create_many([("A/held.jpg", b"x")]))
     first = writer.pid
     assert first is not None
-    # The helper has the batch and is stuck opening the FIFO (the kernel parks it waiting for a reader).
-    await services.eventually(
-        lambda: blocked_opening_a_fifo(first), timeout_s=10, what="the helper blocked on the FIFO"
-    )
+    os.kill(first, signal.SIGSTOP)  # the batch reaches its pipe and is never read
+    held = asyncio.create_task(writer.create_many([("A/held.jpg", b"x")]))
+    await services.eventually(lambda: spooled(tmp_path), timeout_s=10, what="the batch spilled and handed over")
     assert not held.done()
     os.kill(first, signal.SIGKILL)
     with pytest.raises(OSError) as failed:
         await asyncio.wait_for(held, 10)
     assert failed.value.errno == errno.EIO
+    assert spooled(tmp_path) == []  # the file never moved into place is not left behind
     assert await writer.create_many([("A/after.jpg", b"y")]) == [None]
     assert writer.pid not in (None, first)
     assert FileStore(tmp_path).read("A/after.jpg") == b"y"
+    assert not FileStore(tmp_path).exists("A/held.jpg")
 
 
 async def test_the_helper_ignores_signals_and_stops_when_closed_after_its_batches(tmp_path: Path) -> None:
