@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiomysql
 
 from adapters.batching import Batcher
 from adapters.db.mariadb import MariaDbUnitOfWork, is_server_error, outcome_unknown
 from adapters.db.records import repositories
-from adapters.db.statements import Recorder, merge_inserts
+from adapters.db.statements import Recorder, Table, Write, merge_inserts
 
 
 class GroupCommit:
@@ -30,7 +30,7 @@ class GroupCommit:
 
     def __init__(self, pool: aiomysql.Pool, *, max_units: int = 64, in_flight: int = 2) -> None:
         self._pool = pool
-        self._batcher: Batcher[list[tuple[str, Any]]] = Batcher(
+        self._batcher: Batcher[list[Write]] = Batcher(
             self._commit_group, take=lambda queue: max_units, in_flight=in_flight
         )
 
@@ -39,12 +39,12 @@ class GroupCommit:
         """Units queued for the next group (not yet taken)."""
         return self._batcher.waiting
 
-    async def commit(self, writes: list[tuple[str, Any]]) -> None:
+    async def commit(self, writes: list[Write]) -> None:
         """Commit these writes with whatever else is waiting; raise what committing them raised."""
         (done,) = self._batcher.submit([writes])
         await done
 
-    async def _commit_group(self, group: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]]) -> None:
+    async def _commit_group(self, group: list[tuple[list[Write], asyncio.Future[None]]]) -> None:
         try:
             await self._commit_live(group)
         except BaseException:  # the loop is shutting down: what was not sent never will be
@@ -52,7 +52,7 @@ class GroupCommit:
                 done.cancel()
             raise
 
-    async def _commit_live(self, group: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]]) -> None:
+    async def _commit_live(self, group: list[tuple[list[Write], asyncio.Future[None]]]) -> None:
         live = [(writes, done) for writes, done in group if not done.cancelled()]
         if not live:
             return
@@ -73,26 +73,25 @@ class GroupCommit:
             return
         _succeed(live)
 
-    async def _send(self, writes: list[tuple[str, Any]], *, merge: bool) -> None:
+    async def _send(self, writes: list[Write], *, merge: bool) -> None:
         uow = MariaDbUnitOfWork(self._pool)
         async with uow:
             merged = merge_inserts(writes) if merge else None
-            if merged is None:
-                for sql, args in writes:
-                    uow.pipeline.write(sql, args)
-            else:
-                for head, row, rows in merged:
-                    uow.pipeline.write_rows(head, row, rows)
+            for target, args in writes if merged is None else merged:
+                if isinstance(target, Table):
+                    uow.pipeline.insert(target, args)
+                else:
+                    uow.pipeline.write(target, args)
             await uow.commit()
 
 
-def _succeed(units: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]]) -> None:
+def _succeed(units: list[tuple[list[Write], asyncio.Future[None]]]) -> None:
     for _, done in units:
         if not done.done():
             done.set_result(None)
 
 
-def _fail(units: list[tuple[list[tuple[str, Any]], asyncio.Future[None]]], exc: BaseException) -> None:
+def _fail(units: list[tuple[list[Write], asyncio.Future[None]]], exc: BaseException) -> None:
     for _, done in units:
         if not done.done():
             done.set_exception(exc)

@@ -6,33 +6,31 @@ from datetime import datetime
 
 from adapters.db.quotas import MariaDbQuotas
 from adapters.db.repositories import MariaDbImages, Repository, db_time
-from adapters.db.statements import Statements
+from adapters.db.statements import Statements, Table
 from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
-)
+OUTBOX = Table("outbox", ("event_id", "topic", "message_key", "event_type", "payload", "created_at"))
 SELECT_PROCESSED = "SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s"
-INSERT_PROCESSED = (
-    "INSERT INTO processed_events (consumer, event_id, processed_at, outcome, detail) VALUES (%s, %s, %s, %s, %s)"
-)
+PROCESSED_EVENTS = Table("processed_events", ("consumer", "event_id", "processed_at", "outcome", "detail"))
 
 
 class MariaDbOutbox(Repository):
     """Outbox writer sharing the transaction's connection."""
 
     async def add(self, envelope: Envelope) -> None:
-        self._tx.write(
-            INSERT_OUTBOX,
-            (
-                envelope.event_id,
-                envelope.topic,
-                envelope.key,
-                envelope.event_type,
-                envelope.to_bytes().decode(),
-                db_time(envelope.occurred_at),
-            ),
+        self._tx.insert(
+            OUTBOX,
+            [
+                (
+                    envelope.event_id,
+                    envelope.topic,
+                    envelope.key,
+                    envelope.event_type,
+                    envelope.to_bytes().decode(),
+                    db_time(envelope.occurred_at),
+                )
+            ],
         )
 
 
@@ -43,12 +41,13 @@ class MariaDbProcessedEvents(Repository):
         return bool(await self._tx.fetchall(SELECT_PROCESSED, (consumer, event_id)))
 
     async def record(self, consumer: str, event_id: str, *, outcome: str, detail: str | None, at: datetime) -> None:
-        self._tx.write(INSERT_PROCESSED, (consumer, event_id, db_time(at), outcome, detail[:1000] if detail else None))
+        self._tx.insert(
+            PROCESSED_EVENTS, [(consumer, event_id, db_time(at), outcome, detail[:1000] if detail else None)]
+        )
 
 
-INSERT_IDEMPOTENCY = (
-    "INSERT INTO idempotency_keys (key_hash, scope, fingerprint, response_status, response_body, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
+IDEMPOTENCY_KEYS = Table(
+    "idempotency_keys", ("key_hash", "scope", "fingerprint", "response_status", "response_body", "created_at")
 )
 
 
@@ -56,9 +55,9 @@ class MariaDbIdempotencyKeys(Repository):
     """Answers to keyed requests: a plain INSERT, so a second commit under one key fails on the primary key."""
 
     async def remember(self, request: IdempotentRequest, answer: StoredAnswer, at: datetime) -> None:
-        self._tx.write(
-            INSERT_IDEMPOTENCY,
-            (request.key_hash, request.scope, request.fingerprint, answer.status, answer.body.decode(), db_time(at)),
+        self._tx.insert(
+            IDEMPOTENCY_KEYS,
+            [(request.key_hash, request.scope, request.fingerprint, answer.status, answer.body.decode(), db_time(at))],
         )
 
 

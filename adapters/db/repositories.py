@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.db.statements import Statements
+from adapters.db.statements import Statements, Table
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
 from core.variants import Sizes, Variant
@@ -23,13 +23,33 @@ def _aware(at: datetime | None) -> datetime:
 
 
 _IMAGE_COLUMNS = "image_id, status, reference_type_id, reference_id, image_url, uploader_id, created_at, updated_at"
-INSERT_IMAGE = (
-    "INSERT INTO images (image_id, status, reference_type_id, reference_id, image_url, uploader_id,"
-    " is_deleted, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s)"
+IMAGES = Table(
+    "images",
+    (
+        "image_id",
+        "status",
+        "reference_type_id",
+        "reference_id",
+        "image_url",
+        "uploader_id",
+        "is_deleted",
+        "created_at",
+        "updated_at",
+    ),
 )
-INSERT_STORAGE = (
-    "INSERT INTO storage_objects (image_id, storage_location, origin_location, origin_size, converted_size,"
-    " origin_format_id, converted_format_id, width, height) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+STORAGE_OBJECTS = Table(
+    "storage_objects",
+    (
+        "image_id",
+        "storage_location",
+        "origin_location",
+        "origin_size",
+        "converted_size",
+        "origin_format_id",
+        "converted_format_id",
+        "width",
+        "height",
+    ),
 )
 UPDATE_STORAGE = (
     "UPDATE storage_objects SET storage_location = %s, origin_location = %s, converted_size = %s,"
@@ -55,23 +75,18 @@ SELECT_REFERENCED_TYPES = (
     "SELECT DISTINCT reference_type_id FROM images WHERE reference_id = %s AND status = 'CONFIRMED'"
     " ORDER BY reference_type_id"
 )
-INSERT_HISTORY = (
-    "INSERT INTO status_history (image_id, old_status, new_status, updated_at, updated_by, reason)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
-)
+STATUS_HISTORY = Table("status_history", ("image_id", "old_status", "new_status", "updated_at", "updated_by", "reason"))
 LOCK_REFERENCE = (
     "INSERT INTO reference_versions (reference_type_id, reference_id, version, updated_at)"
     " VALUES (%s, %s, 1, %s) ON DUPLICATE KEY UPDATE version = version + 1, updated_at = VALUES(updated_at)"
 )
 DELETE_SEQUENCE = "DELETE FROM image_sequence WHERE reference_type_id = %s AND reference_id = %s"
-INSERT_SEQUENCE = (
-    "INSERT INTO image_sequence (reference_type_id, reference_id, image_id, seq_number, created_at, updated_at) VALUES "
+IMAGE_SEQUENCE = Table(
+    "image_sequence", ("reference_type_id", "reference_id", "image_id", "seq_number", "created_at", "updated_at")
 )
-SEQUENCE_ROW = "(%s, %s, %s, %s, %s, %s)"
 DELETE_IMAGE = "DELETE FROM images WHERE image_id = %s"
 DELETE_ATTEMPTS = "DELETE FROM conversion_attempts WHERE image_id = %s"
-INSERT_VARIANT = "INSERT INTO image_variants (image_id, width, height, storage_location, image_url, size) VALUES "
-VARIANT_ROW = "(%s, %s, %s, %s, %s, %s)"
+IMAGE_VARIANTS = Table("image_variants", ("image_id", "width", "height", "storage_location", "image_url", "size"))
 SELECT_SIZES = (
     "SELECT s.image_id, s.width, s.height, v.width, v.height, v.storage_location, v.image_url, v.size"
     " FROM storage_objects s LEFT JOIN image_variants v ON v.image_id = s.image_id"
@@ -103,32 +118,37 @@ class MariaDbImages(Repository):
     """ImageRepository over one transaction's connection."""
 
     async def add(self, image: Image, storage: StorageRecord) -> None:
-        self._tx.write(
-            INSERT_IMAGE,
-            (
-                image.image_id,
-                image.status.value,
-                image.reference_type,
-                image.reference_id,
-                image.image_url,
-                image.uploader_id,
-                db_time(image.created_at),
-                db_time(image.updated_at),
-            ),
+        self._tx.insert(
+            IMAGES,
+            [
+                (
+                    image.image_id,
+                    image.status.value,
+                    image.reference_type,
+                    image.reference_id,
+                    image.image_url,
+                    image.uploader_id,
+                    0,
+                    db_time(image.created_at),
+                    db_time(image.updated_at),
+                )
+            ],
         )
-        self._tx.write(
-            INSERT_STORAGE,
-            (
-                storage.image_id,
-                storage.storage_location,
-                storage.origin_location,
-                storage.origin_size,
-                storage.converted_size,
-                storage.origin_format,
-                storage.converted_format,
-                storage.width,
-                storage.height,
-            ),
+        self._tx.insert(
+            STORAGE_OBJECTS,
+            [
+                (
+                    storage.image_id,
+                    storage.storage_location,
+                    storage.origin_location,
+                    storage.origin_size,
+                    storage.converted_size,
+                    storage.origin_format,
+                    storage.converted_format,
+                    storage.width,
+                    storage.height,
+                )
+            ],
         )
 
     async def get(self, image_id: str, *, for_update: bool = False) -> Image | None:
@@ -169,8 +189,8 @@ class MariaDbImages(Repository):
     async def add_history(self, change: StatusChange) -> None:
         old = change.old_status.value if change.old_status is not None else None
         reason = change.reason[:1000] if change.reason else None
-        self._tx.write(
-            INSERT_HISTORY, (change.image_id, old, change.new_status.value, db_time(change.at), change.by, reason)
+        self._tx.insert(
+            STATUS_HISTORY, [(change.image_id, old, change.new_status.value, db_time(change.at), change.by, reason)]
         )
 
     async def lock_reference(self, reference_type: str, reference_id: str, at: datetime) -> None:
@@ -180,9 +200,8 @@ class MariaDbImages(Repository):
         self, reference_type: str, reference_id: str, entries: Sequence[SequenceEntry], at: datetime
     ) -> None:
         self._tx.write(DELETE_SEQUENCE, (reference_type, reference_id))
-        self._tx.write_rows(
-            INSERT_SEQUENCE,
-            SEQUENCE_ROW,
+        self._tx.insert(
+            IMAGE_SEQUENCE,
             [(reference_type, reference_id, e.image_id, e.seq_number, db_time(at), db_time(at)) for e in entries],
         )
 
@@ -225,7 +244,7 @@ class MariaDbImages(Repository):
 
     async def add_variants(self, image_id: str, variants: Sequence[Variant]) -> None:
         rows = [(image_id, v.width, v.height, v.key, v.image_url, v.size) for v in variants]
-        self._tx.write_rows(INSERT_VARIANT, VARIANT_ROW, rows)
+        self._tx.insert(IMAGE_VARIANTS, rows)
 
     async def sizes_of(self, image_ids: Sequence[str]) -> dict[str, Sizes]:
         if not image_ids:

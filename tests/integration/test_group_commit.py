@@ -12,6 +12,7 @@ import pymysql
 import pytest
 
 from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
+from adapters.db.statements import Write
 from core import uploads
 from core.images import Image, ImageStatus, created
 from core.services import record_uploads
@@ -35,7 +36,7 @@ class CountingGroupCommit(GroupCommit):
         self.holding.clear()
         return self._gate
 
-    async def _send(self, writes: list[tuple[str, Any]], *, merge: bool) -> None:
+    async def _send(self, writes: list[Write], *, merge: bool) -> None:
         gate, self._gate = self._gate, None
         if gate is not None:
             self.holding.set()
