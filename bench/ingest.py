@@ -141,6 +141,17 @@ def measured(url: str, payload: bytes, concurrency: int, seconds: float, pid: in
     return result
 
 
+def clear_files(root: Path) -> None:
+    """Remove the files both servers stored, keeping directories (the file writer remembers those it made).
+
+    A full run stores ~25 GB; this machine's disk is thin-provisioned and once filled up mid-run
+    (ENOSPC answers) with every file kept. Called between timed runs, with nothing in flight.
+    """
+    for directory, _, names in os.walk(root):
+        for name in names:
+            Path(directory, name).unlink(missing_ok=True)
+
+
 def median_row(runs: list[dict]) -> dict:
     """The run with the median rate, with every run's rate listed beside it."""
     ordered = sorted(runs, key=lambda r: r["uploads_per_s"])
@@ -152,7 +163,13 @@ Server = tuple[str, int, int]  # name, port, pid
 
 
 def paired_rounds(
-    servers: tuple[Server, Server], size_name: str, jpeg: bytes, concurrency: int, rounds: int, seconds: float
+    servers: tuple[Server, Server],
+    size_name: str,
+    jpeg: bytes,
+    concurrency: int,
+    rounds: int,
+    seconds: float,
+    stored: Path,
 ) -> list[dict]:
     """Run the bare handler and the service in turn, `rounds` times; one row per server.
 
@@ -164,6 +181,7 @@ def paired_rounds(
     for _ in range(rounds):
         for name, port, pid in servers:
             runs[name].append(measured(f"http://127.0.0.1:{port}/api/images", payload, concurrency, seconds, pid))
+            clear_files(stored)
             print(name, size_name, concurrency, runs[name][-1], flush=True)
     (bare, _, _), (service, _, _) = servers
     ratios = [round(s["uploads_per_s"] / b["uploads_per_s"], 2) for s, b in zip(runs[service], runs[bare], strict=True)]
@@ -201,7 +219,9 @@ def main() -> None:
             )
             for size_name, jpeg in sizes.items():
                 for concurrency in levels:
-                    rows += paired_rounds(servers, size_name, jpeg, concurrency, args.rounds, args.seconds)
+                    rows += paired_rounds(
+                        servers, size_name, jpeg, concurrency, args.rounds, args.seconds, Path(settings.upload_dir)
+                    )
         finally:
             api.terminate()
             bare.terminate()
