@@ -263,7 +263,7 @@ class Settings:
 
     @staticmethod
     def documented() -> list[tuple[str, str, str]]:
-        """Return (variable, default, description) for every setting, for the README and .env files."""
+        """Return (variable, default, description) for every setting, for docs/settings.md and .env files."""
         rows = []
         for f in fields(Settings):
             default = f.default

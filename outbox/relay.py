@@ -3,7 +3,7 @@
 Delivery is **at least once**. A row is marked PUBLISHED only after the broker acknowledged it
 (acks=all); a relay that dies between the acknowledgement and the commit of the mark publishes
 the row again, with the same eventId, when it or another relay takes over. Consumers dedupe by
-eventId (README, "Consuming events").
+eventId (docs/events.md).
 
 Ordering: rows are claimed and sent in id order, and a key's rows are written under that key's
 lock, so per key the id order is the commit order. A key whose row failed to publish has none of

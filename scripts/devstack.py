@@ -12,7 +12,7 @@
                                      (`make reset`: a clean slate for `make run`).
 `python scripts/devstack.py s3`      runs moto's S3 server in the foreground at AWS_ENDPOINT_URL and
                                      creates IMAGES_STORAGE_URL's bucket with compose's policy
-                                     (`make run` on object storage; README "Object storage").
+                                     (`make run` on object storage; docs/storage.md).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def s3_server(settings: Settings) -> None:
     where = urlsplit(endpoint)
     if settings.storage.local or where.hostname not in LOCAL_HOSTS or not where.port:
         sys.exit(
-            "set IMAGES_STORAGE_URL=s3://bucket and AWS_ENDPOINT_URL=http://127.0.0.1:PORT (README, Object storage)"
+            "set IMAGES_STORAGE_URL=s3://bucket and AWS_ENDPOINT_URL=http://127.0.0.1:PORT (docs/storage.md)"
         )
     server = subprocess.Popen(moto_command(where.port, where.hostname))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # through `finally`: the server stops with us

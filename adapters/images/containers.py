@@ -6,7 +6,7 @@ only when its boxes tile it exactly: every box has a printable four-character ty
 fits the file, the first box is an `ftyp` naming a known brand (or, for QuickTime files written
 before `ftyp` existed, one of the classic top-level atoms), and there is a `moov` box whose own
 children tile it and include its `mvhd` header. Nothing inside the tracks is decoded: codec data,
-sample tables and `mdat` contents are not checked (the README says so).
+sample tables and `mdat` contents are not checked (docs/api.md says so).
 
 A hand-written walk, not a library: the pure-Python MP4 parsers on PyPI parse far more than this
 needs (and are unmaintained); ffprobe would add a binary to every api image for one check. The

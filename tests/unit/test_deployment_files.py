@@ -46,8 +46,8 @@ def test_env_example_names_exactly_the_settings_the_code_reads() -> None:
     assert named == {name for name, _, _ in Settings.documented()}
 
 
-def test_every_process_command_in_compose_is_documented_in_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_every_process_command_in_compose_is_documented_in_the_operations_page() -> None:
+    readme = (ROOT / "docs" / "operations.md").read_text()
     compose = yaml.safe_load(COMPOSE_FILES[0].read_text())
     ours = {"api", "worker", "relay"}
     commands = {" ".join(compose["services"][name]["command"]) for name in ours}
@@ -73,8 +73,7 @@ def test_the_monitoring_files_parse_and_every_alert_says_what_it_means() -> None
     assert all(monitoring.dashboard_exprs())
     compose = yaml.safe_load(COMPOSE_FILES[0].read_text())
     assert {"prometheus", "grafana"} <= set(compose["services"])
-    readme = (ROOT / "README.md").read_text()
-    runbook = readme.split("## Runbook", 1)[1]
+    runbook = (ROOT / "docs" / "operations.md").read_text().split("## Runbook", 1)[1]
     assert all(f"`{r['alert']}`" in runbook for r in rules), "every alert has its runbook entry"
 
 
