@@ -12,7 +12,7 @@ import aiomysql
 
 from adapters.db import mariadb
 from adapters.kafka import client as kafka
-from adapters.storage import Storage
+from core.ports import Storage
 from core.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
@@ -51,7 +51,7 @@ async def check_kafka(settings: Settings) -> Component:
 
 
 def check_disk_space(base_dir: Path) -> Component:
-    """Compare the free space under this process's directory (the file store, or S3's scratch) with the threshold."""
+    """Compare the free space under this process's directory (the directory, or S3's scratch) with the threshold."""
     try:
         usage = shutil.disk_usage(base_dir)
     except OSError as exc:
@@ -61,7 +61,7 @@ def check_disk_space(base_dir: Path) -> Component:
 
 
 async def check_store(storage: Storage) -> Component:
-    """Write and remove a probe in the store (a file under the root, or an object in the bucket)."""
+    """Write and remove a probe in the storage (a file under the root, or an object in the bucket)."""
     try:
         up, details = await asyncio.wait_for(storage.check(), CHECK_TIMEOUT_S)
     except TimeoutError:
@@ -70,7 +70,7 @@ async def check_store(storage: Storage) -> Component:
 
 
 async def check_all(pool: aiomysql.Pool, settings: Settings, storage: Storage) -> dict[str, Component]:
-    """Run every component concurrently; `fileSystem` is the store, wherever it is (guide 4.4, issue 14)."""
+    """Run every component concurrently; `fileSystem` is the storage, wherever it is (guide 4.4, issue 14)."""
     db, kafka_c, disk, store = await asyncio.gather(
         check_db(pool),
         check_kafka(settings),

@@ -4,7 +4,7 @@
   decoding pixels; a GIF's header walk runs on a thread.
 - `PoolConverter` converts in the process's conversion pool (?sync=true) in a workspace of the
   storage, and publishes the result (on S3: PUTs it) before the upload's transaction.
-- The blob store is the storage's (the file store's GroupWriter, or the bucket); the unit of work
+- The original files are the storage's (the directory's GroupWriter, or the bucket); the unit of work
   is the one given (the api's group commit, or a worker's own transaction).
 """
 
@@ -19,8 +19,7 @@ from adapters.images import containers as isobmff
 from adapters.images import headers as formats
 from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert_and_store
 from adapters.images.process_pool import ConverterPool
-from adapters.storage import Storage
-from core.ports import Content, Conversion, FileFacts, Spooled, Undecodable, UploadUnitOfWork
+from core.ports import Content, Conversion, FileFacts, Spooled, Storage, Undecodable, UploadUnitOfWork
 from core.quotas import QuotaLimits
 from core.settings import Settings
 from core.upload import UploadPorts

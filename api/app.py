@@ -14,18 +14,18 @@ from adapters.db import mariadb
 from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache, reload_daily
-from adapters.files.store import FileStore
+from adapters.files.directory import Directory
 from adapters.files.writer_process import FileWriterProcess
 from adapters.images.codec import configure_pillow
 from adapters.images.process_pool import ConverterPool
 from adapters.outage import Outage
 from adapters.retry import until_available
-from adapters.storage import Storage, open_storage
+from adapters.storage import open_storage
 from adapters.upload_ports import upload_ports
-from api import admission, confirm, cors, docs, files, health, images, keys, openapi, uploads
+from api import admission, confirm, cors, docs, enums, files, health, images, keys, metrics, openapi, uploads
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from core.ports import StoreUnavailable, UploadUnitOfWork
+from core.ports import Storage, StoreUnavailable, UploadUnitOfWork
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_converter)
     if settings.storage.local:
         Path(settings.storage.location).mkdir(parents=True, exist_ok=True)
-        app[keys.STORE] = FileStore(settings.storage.location)  # what /images/ serves
+        app[keys.SERVED_DIRECTORY] = Directory(settings.storage.location)  # what /images/ serves
         # Uploads' files are written by a helper process, not threads of this one (adapters/files/writer_process.py).
         app[keys.FILE_WRITER] = FileWriterProcess(settings.storage.location)
         app.cleanup_ctx.append(_file_writer)
@@ -66,18 +66,18 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_post("/api/v1/images/confirm", confirm.confirm_batch)
     app.router.add_post("/api/v1/images/confirm/{reference_id}", confirm.confirm_single)
     if not settings.api_metrics_port:  # else served on its own port only (api/server.py)
-        app.router.add_get("/metrics", images.metrics)
+        app.router.add_get("/metrics", metrics.metrics)
     app.router.add_get("/openapi.json", openapi.openapi)
     # Swagger UI for that document, from swagger-ui-py's bundled copy (nothing vendored here);
     # its pages are not operations of the API, so the document leaves them out. `/` leads there.
     docs.add_docs(app, title="image-server API")
     app.router.add_get("/health", health.simple_health)
     app.router.add_get("/actuator/health", health.actuator_health)
-    app.router.add_get("/api/v1/enums/extensions", health.extensions)
-    app.router.add_get("/api/v1/enums/referenceType", health.reference_types)
+    app.router.add_get("/api/v1/enums/extensions", enums.extensions)
+    app.router.add_get("/api/v1/enums/referenceType", enums.reference_types)
     # Where the Java service actually serves its enums, in its shape: migrating clients need no change.
-    app.router.add_get("/api/extensions", health.legacy_extensions)
-    app.router.add_get("/api/referenceType", health.legacy_reference_types)
+    app.router.add_get("/api/extensions", enums.legacy_extensions)
+    app.router.add_get("/api/referenceType", enums.legacy_reference_types)
     if settings.serve_images and settings.storage.local:  # on S3, IMAGES_BASE_URL names the bucket or its CDN
         app.router.add_get("/images/{key:.+}", files.serve_file)
 
@@ -119,7 +119,7 @@ async def _file_writer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
-    """Where image files live (IMAGES_STORAGE_URL): the file store, or an S3 bucket (waited for at start)."""
+    """Where image files live (IMAGES_STORAGE_URL): the directory, or an S3 bucket (waited for at start)."""
     settings = app[keys.SETTINGS]
     backend = app[keys.FILE_WRITER].create_many if settings.storage.local else None
     async with open_storage(settings, backend=backend) as storage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import keys
-from core.uploads import ORIGINALS_DIR, content_type
+from core.upload_rules import ORIGINALS_DIR, content_type
 
 HEADERS = {
     "Cache-Control": "public, max-age=2592000, immutable",  # a key never changes its bytes
@@ -21,7 +21,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     if key.startswith(ORIGINALS_DIR + "/"):
         raise web.HTTPNotFound()
     try:
-        path = request.app[keys.STORE].path(key)
+        path = request.app[keys.SERVED_DIRECTORY].path(key)
         found = path.is_file()
     except (ValueError, OSError):  # outside the root, a NUL byte, a name too long for the disk
         found = False

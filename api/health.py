@@ -1,4 +1,4 @@
-"""Health and reference-data reads: `/health`, `/actuator/health`, the two enum endpoints."""
+"""Health: `/health` (the process answers) and `/actuator/health` (every component it needs)."""
 
 from __future__ import annotations
 
@@ -15,42 +15,9 @@ async def simple_health(request: web.Request) -> web.Response:
 
 
 async def actuator_health(request: web.Request) -> web.Response:
-    """Check db, diskSpace, kafka and fileSystem (the store: a directory or a bucket); 503 when any is DOWN."""
+    """Check db, diskSpace, kafka and fileSystem (the storage: a directory or a bucket); 503 when any is DOWN."""
     settings = request.app[keys.SETTINGS]
     components = await health.check_all(request.app[keys.POOL], settings, request.app[keys.STORAGE])
     up = all(c.up for c in components.values())
     body = {"status": "UP" if up else "DOWN", "components": {k: c.to_json() for k, c in components.items()}}
     return web.json_response(body, status=200 if up else 503, dumps=dumps)
-
-
-async def extensions(request: web.Request) -> web.Response:
-    """Return the extension code -> name map from the reference cache."""
-    return web.json_response(request.app[keys.REFERENCES].data.extensions, dumps=dumps)
-
-
-async def reference_types(request: web.Request) -> web.Response:
-    """Return the reference type code -> name map from the reference cache."""
-    rules = request.app[keys.REFERENCES].data.rules
-    return web.json_response({code: rule.name for code, rule in rules.items()}, dumps=dumps)
-
-
-async def legacy_extensions(request: web.Request) -> web.Response:
-    """`GET /api/extensions` as the Java service serves it: code -> {code, name} (deprecated)."""
-    names = request.app[keys.REFERENCES].data.extensions
-    return web.json_response({code: {"code": code, "name": name} for code, name in names.items()}, dumps=dumps)
-
-
-async def legacy_reference_types(request: web.Request) -> web.Response:
-    """`GET /api/referenceType` as the Java service serves it: code -> the type's fields (deprecated)."""
-    rules = request.app[keys.REFERENCES].data.rules
-    body = {
-        code: {
-            "code": code,
-            "name": rule.name,
-            "allowsMultiple": rule.allows_multiple,
-            "maxImages": rule.max_images,
-            "description": rule.description,
-        }
-        for code, rule in rules.items()
-    }
-    return web.json_response(body, dumps=dumps)

@@ -1,13 +1,8 @@
-"""Reads: `GET /api/v1/images/{id}` and `GET /metrics`."""
+"""Reads: `GET /api/v1/images/{id}`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import aiomysql
 from aiohttp import web
-from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from adapters.db import queries
 from api import keys
@@ -25,29 +20,3 @@ async def get_image(request: web.Request) -> web.Response:
     if details is None:
         raise errors.ImageNotFound(f"image {image_id} does not exist")
     return web.json_response(details, dumps=dumps)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Expose images per status and the outbox lag in the Prometheus text format (images:metrics with tokens)."""
-    auth.require(caller(request), auth.METRICS)
-    return await render_metrics(request.app[keys.POOL])
-
-
-async def render_metrics(pool: aiomysql.Pool) -> web.Response:
-    """The Prometheus text of the database's state and of this process's own counters."""
-    registry = CollectorRegistry()
-    images = Gauge("images_total", "Images per status", ["status"], registry=registry)
-    for status, n in (await queries.status_counts(pool)).items():
-        images.labels(status=status).set(n)
-    pending = Gauge("outbox_rows", "Outbox rows not published, per status", ["status"], registry=registry)
-    age = Gauge("outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row", registry=registry)
-    state = await queries.outbox_state(pool)
-    for status in ("PENDING", "FAILED"):
-        pending.labels(status=status).set(state.get(status, (0, None))[0])
-    oldest = state.get("PENDING", (0, None))[1]
-    age.set(0 if oldest is None else (datetime.now(UTC) - oldest.replace(tzinfo=UTC)).total_seconds())
-    # The database's state, then this process's own counters (api/metrics.py).
-    response = web.Response(body=generate_latest(registry) + generate_latest(REGISTRY))
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    response.charset = "utf-8"
-    return response

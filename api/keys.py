@@ -8,12 +8,12 @@ from aiohttp import web
 from adapters.auth.tokens import TokenVerifier
 from adapters.db.group_commit import GroupCommit
 from adapters.db.reference_cache import ReferenceCache
-from adapters.files.store import FileStore
+from adapters.files.directory import Directory
 from adapters.files.writer_process import FileWriterProcess
 from adapters.images.process_pool import ConverterPool
 from adapters.outage import Outage
-from adapters.storage import Storage
 from core.auth import Caller
+from core.ports import Storage
 from core.settings import Settings
 from core.upload import UploadPorts
 
@@ -22,7 +22,7 @@ POOL = web.AppKey("pool", aiomysql.Pool)
 GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)  # uploads' transactions, committed together
 REFERENCES = web.AppKey("references", ReferenceCache)
 STORAGE = web.AppKey("storage", Storage)  # where image files live (IMAGES_STORAGE_URL)
-STORE = web.AppKey("store", FileStore)  # a file:// store, which /images/ serves
+SERVED_DIRECTORY = web.AppKey("served_directory", Directory)  # a file:// storage's directory, which /images/ serves
 FILE_WRITER = web.AppKey("file_writer", FileWriterProcess)  # a file:// store's uploads are written by it
 CONVERTER = web.AppKey("converter", ConverterPool)
 UPLOADS = web.AppKey("uploads", UploadPorts)  # an upload's ports: group commit, the file writer

@@ -7,8 +7,17 @@ a client cannot grow the label set; a request no route matched counts as `unmatc
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import aiomysql
 from aiohttp import web
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from adapters.db import queries
+from api import keys
+from api.auth import caller
+from core import auth
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -48,3 +57,29 @@ def observe(request: web.Request, status: int, code: str | None, seconds: float)
         UPLOADS.labels("accepted" if status == 200 else code or str(status)).inc()
     elif route in CONFIRM_ROUTES:
         CONFIRMS.labels("ok" if status == 200 else code or str(status)).inc()
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Expose images per status and the outbox lag in the Prometheus text format (images:metrics with tokens)."""
+    auth.require(caller(request), auth.METRICS)
+    return await render_metrics(request.app[keys.POOL])
+
+
+async def render_metrics(pool: aiomysql.Pool) -> web.Response:
+    """The Prometheus text of the database's state and of this process's own counters."""
+    registry = CollectorRegistry()
+    images = Gauge("images_total", "Images per status", ["status"], registry=registry)
+    for status, n in (await queries.status_counts(pool)).items():
+        images.labels(status=status).set(n)
+    pending = Gauge("outbox_rows", "Outbox rows not published, per status", ["status"], registry=registry)
+    age = Gauge("outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row", registry=registry)
+    state = await queries.outbox_state(pool)
+    for status in ("PENDING", "FAILED"):
+        pending.labels(status=status).set(state.get(status, (0, None))[0])
+    oldest = state.get("PENDING", (0, None))[1]
+    age.set(0 if oldest is None else (datetime.now(UTC) - oldest.replace(tzinfo=UTC)).total_seconds())
+    # The database's state, then this process's own counters (above).
+    response = web.Response(body=generate_latest(registry) + generate_latest(REGISTRY))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response

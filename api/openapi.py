@@ -30,7 +30,7 @@ def _link(image_id: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     described = {
-        503: "SERVICE_UNAVAILABLE: nothing was stored. MariaDB or the store cannot be reached, or (uploads) the"
+        503: "SERVICE_UNAVAILABLE: nothing was stored. MariaDB or the storage cannot be reached, or (uploads) the"
         " process holds as many uploads as it may, answered before the body is read (with `Expect: 100-continue`,"
         " instead of continuing); retry after the Retry-After header's seconds",
         401: "UNAUTHORIZED (IMAGES_AUTH=jwt): no bearer token, or a bad one; see WWW-Authenticate",
@@ -206,7 +206,7 @@ DOCUMENT: dict[str, Any] = {
         },
         "/actuator/health": {
             "get": {
-                "summary": "Readiness: db, diskSpace, kafka, fileSystem (the store: a directory, or the bucket)",
+                "summary": "Readiness: db, diskSpace, kafka, fileSystem (the storage: a directory, or the bucket)",
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Health"}, "All components UP"),
                     "503": _json({"$ref": "#/components/schemas/Health"}, "A component is DOWN"),

@@ -20,7 +20,7 @@ from aiohttp.web_request import BaseRequest
 
 from api import keys
 from api.errors import CODE_OF_STATUS, error_body
-from api.images import render_metrics
+from api.metrics import render_metrics
 
 log = structlog.get_logger("api")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core import fields, uploads
+from core import fields, upload_rules
 from core.events import image_processed
 from core.images import Image, ImageStatus, StatusChange, transition
 from core.ports import Conversion, StorageRecord, UnitOfWork
@@ -90,7 +90,7 @@ async def _ready(
 ) -> tuple[Image, StatusChange, str | None, Sizes]:
     """Record a finished conversion: the stored file, its size and variants; the original to remove."""
     assert outcome.key is not None
-    url = uploads.image_url(base_url, outcome.key)
+    url = upload_rules.image_url(base_url, outcome.key)
     image, change = transition(
         replace(image, image_url=url), ImageStatus.READY, at=now, by=CONVERTER, reason=outcome.reason
     )

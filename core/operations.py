@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from core import confirm, errors, uploads
+from core import confirm, errors, upload_rules
 from core.events import Envelope
 from core.images import REQUEUEABLE, requeued
 from core.ports import UnitOfWork
@@ -88,7 +88,7 @@ async def requeue(
         if storage is None or not origin or not await original_exists(origin):
             return Requeue(image_id, "refused", "its original is no longer stored: upload it again")
         image, change = requeued(image, at=now, by=OPERATOR, reason=f"requeued: {reason}")
-        original = uploads.StoredOriginal(
+        original = upload_rules.StoredOriginal(
             image_id=image_id,
             category=image.reference_type,
             uploader_id=image.uploader_id or "",
@@ -98,7 +98,7 @@ async def requeue(
             width=storage.width or 0,
             height=storage.height or 0,
         )
-        event = uploads.image_uploaded(original, image, event_id=new_id())
+        event = upload_rules.uploaded_event(original, image, event_id=new_id())
         await uow.images.save(image)
         await uow.images.add_history(change)
         await uow.images.forget_attempts(image_id)

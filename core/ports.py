@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
@@ -188,7 +190,7 @@ class StoreUnavailable(Exception):
 class Spooled:
     """A file part the shell wrote to this host's scratch space as it arrived, instead of holding it (issue 26).
 
-    `path` is on the store's own disk where there is one (so storing it is a rename); `digest` is
+    `path` is on the storage's own disk where there is one (so storing it is a rename); `digest` is
     the sha256 of its bytes. Whoever stores it may move it away; the shell removes what is left.
     """
 
@@ -201,7 +203,7 @@ class Spooled:
 Content = bytes | Spooled
 
 
-class BlobStore(Protocol):
+class OriginalFiles(Protocol):
     """Durable bytes under keys: the originals an upload stores."""
 
     async def create(self, files: Sequence[tuple[str, Content]], created: list[str]) -> None:
@@ -247,3 +249,32 @@ class SyncConverter(Protocol):
     async def convert(self, content: Content, stem: str, widths: Sequence[int]) -> Conversion:
         """Raise Undecodable when the bytes cannot be converted."""
         ...
+
+
+class Workspace(Protocol):
+    """A local directory where one conversion reads its original and writes its results."""
+
+    root: str
+    durable: bool  # whether results written under root are already served (the local store)
+
+    async def fetch(self, key: str) -> None:
+        """Make the stored `key` readable under root; FileNotFoundError when there is none."""
+        ...
+
+    async def publish(self, conversion: Conversion) -> None:
+        """Make the conversion's files (written under root) served; raise if they could not be."""
+        ...
+
+
+class Storage(Protocol):
+    """Image files: uploads' originals, conversions' results, what the sweeps list and remove."""
+
+    name: str  # `file:///...` or `s3://bucket/prefix`: for logs and the health check
+    blobs: OriginalFiles  # where uploads put their originals
+    local_dir: Path  # this process's directory on this host: the storage (file://) or its scratch (s3://)
+
+    async def exists(self, key: str) -> bool: ...
+    async def remove(self, key: str) -> bool: ...
+    def older_than(self, seconds: float) -> AsyncIterator[list[str]]: ...
+    def workspace(self) -> AbstractAsyncContextManager[Workspace]: ...
+    async def check(self) -> tuple[bool, dict[str, Any]]: ...

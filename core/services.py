@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core import auth, confirm, errors, quotas, uploads
+from core import auth, confirm, errors, quotas, upload_rules
 from core.auth import ANONYMOUS, Caller
 from core.confirm import ConfirmPlan
 from core.events import Envelope, image_processed
@@ -24,12 +24,12 @@ NewId = Callable[[], str]
 
 def variants_at(files: Sequence[VariantFile], base_url: str) -> list[Variant]:
     """The variants a conversion wrote, as recorded: each with its public URL."""
-    return [Variant(f.width, f.height, f.key, uploads.image_url(base_url, f.key), f.size) for f in files]
+    return [Variant(f.width, f.height, f.key, upload_rules.image_url(base_url, f.key), f.size) for f in files]
 
 
 async def record_uploads(
     uow: UploadUnitOfWork,
-    originals: Sequence[uploads.StoredOriginal],
+    originals: Sequence[upload_rules.StoredOriginal],
     *,
     base_url: str,
     now: datetime,
@@ -51,14 +51,14 @@ async def record_uploads(
         for i, original in enumerate(originals):
             done = converted[i] if converted is not None else None
             status = ImageStatus.READY if done else ImageStatus.TEMP
-            image = uploads.new_image(original, base_url=base_url, at=now, status=status)
+            image = upload_rules.new_image(original, base_url=base_url, at=now, status=status)
             if done is not None:
                 assert done.key is not None, "a sync upload records only what it converted"
-                image = replace(image, image_url=uploads.image_url(base_url, done.key))
+                image = replace(image, image_url=upload_rules.image_url(base_url, done.key))
             await uow.images.add(image, _storage_row(original, done))
             await uow.images.add_history(created(image, by=original.uploader_id, reason="uploaded"))
             if done is None:
-                await uow.outbox.add(uploads.image_uploaded(original, image, event_id=new_id()))
+                await uow.outbox.add(upload_rules.uploaded_event(original, image, event_id=new_id()))
             else:
                 variants = variants_at(done.variants, base_url)
                 if variants:
@@ -97,7 +97,7 @@ async def commit(uow: UnitOfWork | UploadUnitOfWork, what: str) -> None:
 
 
 async def _charge(
-    uow: UploadUnitOfWork, quota: quotas.QuotaLimits, originals: Sequence[uploads.StoredOriginal], now: datetime
+    uow: UploadUnitOfWork, quota: quotas.QuotaLimits, originals: Sequence[upload_rules.StoredOriginal], now: datetime
 ) -> None:
     """Count an upload against its uploader's quota, or raise QUOTA_EXCEEDED (concurrent uploads serialise)."""
     uploader = originals[0].uploader_id
@@ -107,7 +107,7 @@ async def _charge(
     await uow.quotas.add(uploader, quotas.Usage(quotas.minute_of(now), len(originals), nbytes))
 
 
-def _storage_row(original: uploads.StoredOriginal, done: Conversion | None) -> StorageRecord:
+def _storage_row(original: upload_rules.StoredOriginal, done: Conversion | None) -> StorageRecord:
     return StorageRecord(
         image_id=original.image_id,
         storage_location=(done.key if done else None) or original.origin_key or "",

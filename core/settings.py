@@ -286,7 +286,7 @@ class Settings:
 
     @property
     def storage(self) -> StorageUrl:
-        """Return where image files live: IMAGES_STORAGE_URL, or the file store at IMAGES_UPLOAD_DIR."""
+        """Return where image files live: IMAGES_STORAGE_URL, or the directory at IMAGES_UPLOAD_DIR."""
         return self.storage_url or StorageUrl.directory(self.upload_dir)
 
     @property

@@ -17,15 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core import errors, uploads
+from core import errors, upload_rules
 from core.idempotency import Remember
 from core.images import Image
 from core.ports import (
-    BlobStore,
     Content,
     Conversion,
     FileFacts,
     FileInspector,
+    OriginalFiles,
     Spooled,
     StoreUnavailable,
     SyncConverter,
@@ -80,7 +80,7 @@ class UploadForm:
 class UploadPorts:
     """The I/O an upload needs."""
 
-    store: BlobStore
+    store: OriginalFiles
     inspector: FileInspector
     unit_of_work: Callable[[], UploadUnitOfWork]
     transactions: Transactions
@@ -111,8 +111,8 @@ def check_form(form: UploadForm, references: ReferenceData) -> tuple[str, Refere
     known = references.rule_for(form.category or "")
     if len(form.multi) > 1 and known is not None and not known.allows_multiple:
         raise errors.NotAllowedMultipleImages(f"{known.code} takes one image")
-    uploader = uploads.require_uploader(form.uploader_id)
-    rule = uploads.require_category(form.category, references)
+    uploader = upload_rules.require_uploader(form.uploader_id)
+    rule = upload_rules.require_category(form.category, references)
     if not form.files:
         raise errors.ValidationError("no file")
     return uploader, rule
@@ -121,15 +121,15 @@ def check_form(form: UploadForm, references: ReferenceData) -> tuple[str, Refere
 def check_name_and_size(file: IncomingFile, references: ReferenceData, settings: Settings) -> None:
     """The checks of one file that need no look at its bytes: the name's extension, emptiness, size.
 
-    An SVG has a smaller limit of its own (uploads.SVG_MAX_BYTES): its checks read the whole text.
+    An SVG has a smaller limit of its own (upload_rules.SVG_MAX_BYTES): its checks read the whole text.
     """
-    extension = uploads.extension_of(file.file_name, references)
+    extension = upload_rules.extension_of(file.file_name, references)
     if not file.size:
         raise errors.ValidationError("file is empty")
     if file.size > settings.max_file_bytes:
         raise errors.FileTooLarge(f"file is over {settings.max_file_bytes} bytes")
-    if extension == "SVG" and file.size > uploads.SVG_MAX_BYTES:
-        raise errors.FileTooLarge(f"an SVG is over {uploads.SVG_MAX_BYTES} bytes")
+    if extension == "SVG" and file.size > upload_rules.SVG_MAX_BYTES:
+        raise errors.FileTooLarge(f"an SVG is over {upload_rules.SVG_MAX_BYTES} bytes")
 
 
 def check_content(file: IncomingFile, facts: FileFacts) -> Checked:
@@ -195,10 +195,10 @@ async def upload(
         raise
 
 
-async def _remove_written(store: BlobStore, written: Sequence[str]) -> None:
+async def _remove_written(store: OriginalFiles, written: Sequence[str]) -> None:
     """Remove what a failed upload wrote: nothing half-written stays behind it.
 
-    A file that cannot be removed now (the store is failing too) has no row: it is kept for the
+    A file that cannot be removed now (the storage is failing too) has no row: it is kept for the
     orphan sweep, like a commit in doubt, and the upload's own error is what the caller sees.
     """
     left: list[str] = []
@@ -212,7 +212,10 @@ async def _remove_written(store: BlobStore, written: Sequence[str]) -> None:
 
 
 async def _store_originals(
-    store: BlobStore, originals: Sequence[uploads.StoredOriginal], checked: Sequence[Checked], written: list[str]
+    store: OriginalFiles,
+    originals: Sequence[upload_rules.StoredOriginal],
+    checked: Sequence[Checked],
+    written: list[str],
 ) -> None:
     files = [(o.origin_key or "", c.file.content) for o, c in zip(originals, checked, strict=True)]
     try:
@@ -223,12 +226,14 @@ async def _store_originals(
         raise errors.ImageSaveFailed("the uploaded file could not be stored") from exc
 
 
-def _original(checked: Checked, image_id: str, uploader: str, category: str, now: datetime) -> uploads.StoredOriginal:
-    return uploads.StoredOriginal(
+def _original(
+    checked: Checked, image_id: str, uploader: str, category: str, now: datetime
+) -> upload_rules.StoredOriginal:
+    return upload_rules.StoredOriginal(
         image_id=image_id,
         category=category,
         uploader_id=uploader,
-        origin_key=uploads.original_key(category, now, image_id, checked.format),
+        origin_key=upload_rules.original_key(category, now, image_id, checked.format),
         origin_format=checked.format,
         origin_size=checked.file.size,
         width=checked.width,
@@ -239,7 +244,7 @@ def _original(checked: Checked, image_id: str, uploader: str, category: str, now
 async def _convert_all(
     ports: UploadPorts,
     checked: Sequence[Checked],
-    originals: Sequence[uploads.StoredOriginal],
+    originals: Sequence[upload_rules.StoredOriginal],
     now: datetime,
     settings: Settings,
     written: list[str],
@@ -247,7 +252,9 @@ async def _convert_all(
     """Convert every file at once (the ?sync=true path); the first that cannot be is the answer."""
     converter = ports.converter
     assert converter is not None, "a sync upload needs a converter"
-    stems = [uploads.image_key(o.category, now, o.image_id, uploads.WEBP).removesuffix(".webp") for o in originals]
+    stems = [
+        upload_rules.image_key(o.category, now, o.image_id, upload_rules.WEBP).removesuffix(".webp") for o in originals
+    ]
     results = await asyncio.gather(
         *(
             converter.convert(c.file.content, stem, settings.variant_widths.for_type(o.category))
@@ -263,7 +270,7 @@ async def _convert_all(
             raise (errors.ImageDimensionsExceeded if r.too_many_pixels else errors.InvalidFileContent)(str(r))
         if isinstance(r, OSError) and errors.is_disk_full(r):
             raise errors.StorageFull() from r
-        if isinstance(r, OSError):  # the converted file could not be stored (the store refused it)
+        if isinstance(r, OSError):  # the converted file could not be stored (the storage refused it)
             raise errors.ImageSaveFailed("the converted file could not be stored") from r
         if isinstance(r, BaseException):
             raise r

@@ -155,9 +155,7 @@ def s3_server(settings: Settings) -> None:
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
     where = urlsplit(endpoint)
     if settings.storage.local or where.hostname not in LOCAL_HOSTS or not where.port:
-        sys.exit(
-            "set IMAGES_STORAGE_URL=s3://bucket and AWS_ENDPOINT_URL=http://127.0.0.1:PORT (docs/storage.md)"
-        )
+        sys.exit("set IMAGES_STORAGE_URL=s3://bucket and AWS_ENDPOINT_URL=http://127.0.0.1:PORT (docs/storage.md)")
     server = subprocess.Popen(moto_command(where.port, where.hostname))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # through `finally`: the server stops with us
     try:

@@ -201,7 +201,7 @@ class FakeUnitOfWork:
 
 
 class FakeStore:
-    """BlobStore in memory; `fail_on` makes creating that many-th file raise OSError(`fail_errno`): a full disk."""
+    """OriginalFiles in memory; `fail_on` makes creating that many-th file raise OSError(`fail_errno`): a full disk."""
 
     def __init__(self, fail_on: int | None = None, fail_errno: int = 28) -> None:
         self.files: dict[str, bytes] = {}

@@ -24,8 +24,9 @@ from adapters.ids import new_id
 from adapters.kafka.client import create_producer
 from adapters.kafka.security import stop_if_refused
 from adapters.logs import start_process
-from adapters.storage import Storage, open_storage
+from adapters.storage import open_storage
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
+from core.ports import Storage
 from core.settings import Settings
 from workers import admin, watch
 from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
@@ -133,7 +134,7 @@ async def send_upload(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def check_health(settings: Settings) -> int:
-    """Check MariaDB, Kafka and the store like the api's actuator does; return the exit code."""
+    """Check MariaDB, Kafka and the storage like the api's actuator does; return the exit code."""
     try:
         pool = await mariadb.create_pool(settings.db_dsn, size=1)
     except Exception as exc:

@@ -63,7 +63,7 @@ async def handle_upload_command(res: Resources, key: bytes | None, raw: bytes | 
         log.info("upload_command_skipped", reason="image already exists")
         return "skipped"
     try:
-        # Stored under the id it names, so a try cut short by an outage of the store is simply made again.
+        # Stored under the id it names, so a try cut short by an outage of the storage is simply made again.
         await storing(lambda: _upload(res, env.payload, image_id))
     except DomainError as exc:
         await _reject(res, env.event_id, image_id, f"{exc.code}: {exc.message}")

@@ -26,11 +26,11 @@ from adapters.ids import new_id
 from adapters.images.codec import ConversionFailed, convert_stored
 from adapters.images.process_pool import ConverterPool
 from adapters.retry import is_transient, until_available
-from adapters.storage import Storage, is_unavailable
+from adapters.storage import is_unavailable
 from adapters.upload_ports import upload_ports
-from core import conversion, errors, messages, uploads
+from core import conversion, errors, messages, upload_rules
 from core.events import IMAGE_UPLOADED, Envelope, EnvelopeError
-from core.ports import Conversion, StoreUnavailable
+from core.ports import Conversion, Storage, StoreUnavailable
 from core.settings import Settings
 from core.upload import UploadPorts
 from workers import metrics
@@ -170,12 +170,12 @@ async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:
 
 
 async def storing(attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run a storage step, waiting out an outage of the object store (no image ends FAILED for one)."""
+    """Run a storage step, waiting out an outage of the object storage (no image ends FAILED for one)."""
     return await until_available("object-store", retry_on=is_unavailable, attempt=attempt)
 
 
 async def _remove_original(res: Resources, key: str) -> None:
-    """Remove a converted image's original; if the store fails, the orphan sweep removes it later."""
+    """Remove a converted image's original; if the storage fails, the orphan sweep removes it later."""
     try:
         await res.storage.remove(key)
     except (OSError, StoreUnavailable) as exc:
@@ -190,7 +190,7 @@ async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> tuple[Convers
     if attempt > res.settings.convert_max_attempts:
         reason = f"conversion abandoned: {attempt - 1} attempts never finished (the worker stopped each time)"
         return Conversion.failed(reason), {}
-    stem = uploads.image_key(msg.category, msg.created, msg.image_id, uploads.WEBP).removesuffix(".webp")
+    stem = upload_rules.image_key(msg.category, msg.created, msg.image_id, upload_rules.WEBP).removesuffix(".webp")
     with metrics.CONVERSION_SECONDS.time():
         return await _convert(res, msg.origin_key, stem, res.settings.variant_widths.for_type(msg.category))
 
@@ -198,15 +198,15 @@ async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> tuple[Convers
 async def _convert(
     res: Resources, origin_key: str, stem: str, widths: tuple[int, ...]
 ) -> tuple[Conversion, dict[str, float]]:
-    """Convert in a workspace of the storage (the store's directory, or scratch on S3) and publish the
-    results before READY commits; an outage of the object store is waited out, never FAILED."""
+    """Convert in a workspace of the storage (the storage's directory, or scratch on S3) and publish the
+    results before READY commits; an outage of the object storage is waited out, never FAILED."""
     async with res.storage.workspace() as space:
         began = time.perf_counter()
         try:
             await storing(lambda: space.fetch(origin_key))
         except FileNotFoundError:
             return Conversion.failed("the uploaded original is missing"), {}
-        except (OSError, ValueError) as exc:  # refused by the store, over the upload limit, or a key out of bounds
+        except (OSError, ValueError) as exc:  # refused by the storage, over the upload limit, or a key out of bounds
             return Conversion.failed(f"the uploaded original could not be read: {exc}"), {}
         args = (space.root, origin_key, stem, res.settings.max_image_pixels, widths, space.durable)
         try:
@@ -225,7 +225,7 @@ async def _convert(
             return Conversion.failed(f"conversion error: {type(exc).__name__}: {exc}"), {}
         try:
             await storing(lambda: space.publish(done))
-        except OSError as exc:  # refused by the store: nothing is served, so nothing can be READY
+        except OSError as exc:  # refused by the storage: nothing is served, so nothing can be READY
             return Conversion.failed(f"the converted image could not be stored: {exc}"), {}
     # The store's part: fetching the original and publishing the results (~0 on disk; S3's GET and PUTs).
     store_s = time.perf_counter() - began - queued_s - ran_s

@@ -27,12 +27,12 @@ ATTEMPTS = "SELECT attempts FROM conversion_attempts WHERE image_id = %s"
 
 
 @dataclass(frozen=True)
-class Claim:
+class ConversionClaim:
     done: bool  # already converted (or the image left TEMP): nothing to do
     attempt: int  # this delivery's try, from 1; 0 when done or when the image row is missing
 
 
-async def claim(pool: aiomysql.Pool, consumer: str, event_id: str, image_id: str, now: datetime) -> Claim:
+async def claim(pool: aiomysql.Pool, consumer: str, event_id: str, image_id: str, now: datetime) -> ConversionClaim:
     """Check the image still waits for this event and count the attempt (autocommit, before converting).
 
     A missing row is not done here: complete_conversion records it as SKIPPED under the row lock.
@@ -41,10 +41,10 @@ async def claim(pool: aiomysql.Pool, consumer: str, event_id: str, image_id: str
         await cur.execute(STATE, (consumer, event_id, image_id))
         row = await cur.fetchone()
         if row is None:
-            return Claim(done=False, attempt=0)
+            return ConversionClaim(done=False, attempt=0)
         if row[0] != ImageStatus.TEMP.value or row[1]:
-            return Claim(done=True, attempt=0)
+            return ConversionClaim(done=True, attempt=0)
         await cur.execute(COUNT, (image_id, now.astimezone(UTC).replace(tzinfo=None)))
         await cur.execute(ATTEMPTS, (image_id,))
         (attempts,) = await cur.fetchone()
-    return Claim(done=False, attempt=int(attempts))
+    return ConversionClaim(done=False, attempt=int(attempts))

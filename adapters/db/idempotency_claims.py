@@ -35,7 +35,7 @@ SWEEP_CLAIMS = "DELETE FROM idempotency_claims WHERE claimed_at < %s LIMIT %s"
 
 
 @dataclass(frozen=True)
-class Claim:
+class KeyClaim:
     """This request holds its key until it answers (or its lease runs out)."""
 
     request: IdempotentRequest
@@ -46,7 +46,7 @@ def _db(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None)
 
 
-async def begin(pool: aiomysql.Pool, request: IdempotentRequest, now: datetime) -> Claim | StoredAnswer:
+async def begin(pool: aiomysql.Pool, request: IdempotentRequest, now: datetime) -> KeyClaim | StoredAnswer:
     """Claim the key for this request, or return the stored answer to replay.
 
     Raises IDEMPOTENCY_KEY_REUSED (another request came with this key) or
@@ -59,7 +59,7 @@ async def begin(pool: aiomysql.Pool, request: IdempotentRequest, now: datetime) 
             return answer
         try:
             await cur.execute(INSERT_CLAIM, (request.key_hash, request.fingerprint, at))
-            return Claim(request, at)
+            return KeyClaim(request, at)
         except pymysql.err.IntegrityError as exc:
             if exc.args[0] != DUPLICATE_ENTRY:
                 raise
@@ -75,10 +75,10 @@ async def begin(pool: aiomysql.Pool, request: IdempotentRequest, now: datetime) 
             raise idempotency.in_progress(request, fingerprint)
         if await cur.execute(TAKE_OVER, (request.fingerprint, at, request.key_hash, claimed_at)) != 1:
             raise idempotency.in_progress(request, request.fingerprint)  # another retry took it first
-        return Claim(request, at)
+        return KeyClaim(request, at)
 
 
-async def release(pool: aiomysql.Pool, claim: Claim) -> None:
+async def release(pool: aiomysql.Pool, claim: KeyClaim) -> None:
     """Give the key up once answered (a claim left behind expires with its lease)."""
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(RELEASE, (claim.request.key_hash, claim.claimed_at))

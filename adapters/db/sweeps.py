@@ -3,8 +3,8 @@
 Rows go first, then files: a crash in between leaves only files without rows, which the orphan
 sweep removes. The reverse order could leave rows without files. Every sweep is safe to run twice
 at once (a rebalance may briefly give two workers the leader role): deletes are idempotent.
-Files are those of the storage, a directory or a bucket's prefix (adapters/storage.py); the orphan
-sweep reads the listing in batches, so its memory does not grow with the store.
+Files are those of the storage, a directory or a bucket's prefix (core/ports.Storage); the orphan
+sweep reads the listing in batches, so its memory does not grow with the storage.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import PurePosixPath
 import aiomysql
 import structlog
 
-from adapters.files.store import TMP_SUFFIX
-from adapters.storage import Storage
+from adapters.files.directory import TMP_SUFFIX
 from core import variants
+from core.ports import Storage
 from core.storage import PROBE_PREFIX
 
 log = structlog.get_logger("sweeps")

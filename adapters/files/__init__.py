@@ -1,1 +1,1 @@
-"""Local disk: the blob store, durable writes (fsync) and the api's file-writer process."""
+"""Local disk: a directory of files, durable writes (fsync) and the api's file-writer process."""

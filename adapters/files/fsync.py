@@ -1,6 +1,6 @@
 """The system calls of durable file writes: write, start write-back, fsync, fsync a directory.
 
-Blocking; the store runs them on worker threads. A batch of new files is written in two passes
+Blocking; the storage runs them on worker threads. A batch of new files is written in two passes
 (`write_started` for each, then `finish` for each): every file's write-back is under way before
 the first fsync waits, so the fsyncs find their data on its way to the disk instead of starting
 each transfer in turn. On the development VM that halved the cost per 100 KiB file in a batch of

@@ -1,6 +1,6 @@
-"""The storage of a `file://` URL: image files under one directory of this host (adapters/storage.py).
+"""The storage of a `file://` URL: image files under one directory of this host (core/ports.Storage).
 
-Conversions work in the store's own directory: the original is already there, and the codec
+Conversions work in the storage's own directory: the original is already there, and the codec
 writes each result atomically (temporary name, fsync, rename) at its final key, so a reader never
 sees part of a file and there is nothing to copy afterwards.
 """
@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from adapters.files.store import FileStore, GroupWriter
+from adapters.files.directory import Directory, GroupWriter
 from core.ports import Content, Conversion
 from core.storage import PROBE_PREFIX
 
@@ -39,12 +39,12 @@ class LocalWorkspace:
 
 
 class LocalStorage:
-    """Image files under one directory: FileStore for reads and removals, a GroupWriter for uploads."""
+    """Image files under one directory: Directory for reads and removals, a GroupWriter for uploads."""
 
     def __init__(self, root: str | Path, *, backend: Backend | None = None) -> None:
         """`backend` makes uploads' batches durable (the api's file-writer process); default: threads."""
         Path(root).mkdir(parents=True, exist_ok=True)
-        self.files = FileStore(root)
+        self.files = Directory(root)
         self.blobs = GroupWriter(self.files, backend=backend)
         self.name = f"file://{self.files.root}"
         self.local_dir = self.files.root
@@ -65,7 +65,7 @@ class LocalStorage:
 
     @asynccontextmanager
     async def workspace(self) -> AsyncIterator[LocalWorkspace]:
-        """The directory a conversion reads its original from and writes its results to: the store's."""
+        """The directory a conversion reads its original from and writes its results to: the storage's."""
         yield LocalWorkspace(self.files.root)
 
     async def check(self) -> tuple[bool, dict[str, Any]]:

@@ -6,11 +6,11 @@ that is written to a file here as it arrives, 256 KiB at a time on a thread, has
 (sha256: the Idempotency-Key fingerprint of a spooled part). Memory per request is then about
 SPOOL_AFTER and the chunk being read, whatever its size.
 
-Where: under the storage's own local directory, `_originals/_incoming/`: on a file store that is
-the store's disk, so storing the part is a rename (FileStore.create_many), and `_originals/` is
+Where: under the storage's own local directory, `_originals/_incoming/`: on a directory that is
+the storage's disk, so storing the part is a rename (Directory.create_many), and `_originals/` is
 never served; on S3 it is this process's scratch space, and the PUT reads it back. What a request
 spooled and did not hand over is removed when it ends; a crash's leftovers are swept as orphans
-(file store) or with the stale scratch directories (S3).
+(directory) or with the stale scratch directories (S3).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ INCOMING = Path("_originals") / "_incoming"
 
 
 def spool_dir(local_dir: Path) -> Path:
-    """Where a process spools uploads: the store's disk (file://) or its scratch (s3://)."""
+    """Where a process spools uploads: the storage's disk (file://) or its scratch (s3://)."""
     return local_dir / INCOMING
 
 

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from adapters.files.store import FileStore
+from adapters.files.directory import Directory
 from adapters.files.writer_process import LENGTH, Outcome
 from core.ports import Content, Spooled
 
@@ -29,7 +29,7 @@ def _encode(exc: BaseException | None) -> dict[str, Any] | None:
 
 def serve(root: str, threads: int, requests: BinaryIO, replies: BinaryIO) -> None:
     """The helper's loop: read batches until EOF, create each on a thread, answer each."""
-    store = FileStore(root)
+    store = Directory(root)
     lock = threading.Lock()
     _write_frame(replies, orjson.dumps({"ready": True}))
 

@@ -7,7 +7,7 @@ fifth of the process's CPU in futex calls, and a 100 KiB file's write waiting ~0
 GIL (bench/NOTES.md). Here the loop writes each held file's bytes once, into the page cache, as a
 file in the spool directory (`spool.spill`: what any upload server does, no disk wait), and hands
 the batch's paths over a pipe to a helper process, which moves each into place and fsyncs it on
-its own threads (`FileStore.create_many`, as for a part spooled while it arrived) and answers with
+its own threads (`Directory.create_many`, as for a part spooled while it arrived) and answers with
 each file's outcome. The bytes used to cross the pipe as well: three copies instead of one, and a
 wake-up of the helper per 64 KiB; 13 % fewer uploads/s at 100 KiB (bench/NOTES.md, issue 26).
 
@@ -83,7 +83,7 @@ class _Helper:
 
 
 class FileWriterProcess:
-    """The api's handle on its helper process; `create_many` is FileStore.create_many's, awaited."""
+    """The api's handle on its helper process; `create_many` is Directory.create_many's, awaited."""
 
     def __init__(self, root: str | Path, *, threads: int = 4) -> None:
         self._root = str(root)

@@ -1,7 +1,7 @@
 """WebP conversion with Pillow (CONTRACT section 4). CPU-bound: call it in an executor, never on the loop.
 
 `convert()` is a pure bytes-to-bytes function; `convert_stored()` wraps it for a worker process:
-it reads the original from a directory and writes the results there (the file store itself, or
+it reads the original from a directory and writes the results there (the directory itself, or
 a conversion's scratch workspace on S3), so only small metadata crosses the process boundary.
 """
 
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import pillow_heif
 from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
-from adapters.files.store import FileStore
+from adapters.files.directory import Directory
 from adapters.images.containers import InvalidContainer, container_format
 from adapters.images.headers import PIXEL_FORMATS, TooManyPixels, sniff
 from adapters.images.modes import to_webp_mode
 from adapters.images.svg import InvalidSvg, sanitize_svg
 from core.ports import Conversion
-from core.uploads import WEBP, file_suffix
+from core.upload_rules import WEBP, file_suffix
 from core.variants import VariantFile, sizes_for, variant_key
 
 WEBP_QUALITY = 80  # CONTRACT 4 / guide 6.4
@@ -209,7 +209,7 @@ def convert_stored(
     with the same bytes. `durable`: each file fsync'd and renamed into place (where it is served);
     off for a scratch workspace (object storage), whose files are published afterwards.
     """
-    store = FileStore(root, durable=durable)
+    store = Directory(root, durable=durable)
     return _store(store, convert(store.read(origin_key), max_pixels, widths), target_stem)
 
 
@@ -217,10 +217,10 @@ def convert_and_store(
     root: str, data: bytes, target_stem: str, max_pixels: int, widths: Sequence[int] = (), durable: bool = True
 ) -> Conversion:
     """Convert uploaded bytes and write the result and its variants under `root` (the ?sync=true path)."""
-    return _store(FileStore(root, durable=durable), convert(data, max_pixels, widths), target_stem)
+    return _store(Directory(root, durable=durable), convert(data, max_pixels, widths), target_stem)
 
 
-def _store(store: FileStore, result: Converted, target_stem: str) -> Conversion:
+def _store(store: Directory, result: Converted, target_stem: str) -> Conversion:
     key = f"{target_stem}.{file_suffix(result.format)}"
     variants = []
     for width, height, data in result.variants:

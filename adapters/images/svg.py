@@ -2,7 +2,7 @@
 
 SVGs are stored as uploaded once sanitised, never rasterised. A sanitiser's work grows with
 nesting (issue 13: 100,000 nested <g> in 700 KB took one process past 9.9 GB), so the document is
-first measured against the limits in core/uploads.py, and svg-hush only ever sees a bounded one.
+first measured against the limits in core/upload_rules.py, and svg-hush only ever sees a bounded one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import py_svg_hush
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as DefusedET
 
-from core import uploads
+from core import upload_rules
 
 
 class InvalidSvg(ValueError):
@@ -57,10 +57,10 @@ class _SvgMeter:
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         self.depth += 1
         self.elements += 1
-        if self.depth > uploads.SVG_MAX_DEPTH:
-            raise InvalidSvg(f"SVG nests deeper than {uploads.SVG_MAX_DEPTH} levels")
-        if self.elements > uploads.SVG_MAX_ELEMENTS:
-            raise InvalidSvg(f"SVG has more than {uploads.SVG_MAX_ELEMENTS} elements")
+        if self.depth > upload_rules.SVG_MAX_DEPTH:
+            raise InvalidSvg(f"SVG nests deeper than {upload_rules.SVG_MAX_DEPTH} levels")
+        if self.elements > upload_rules.SVG_MAX_ELEMENTS:
+            raise InvalidSvg(f"SVG has more than {upload_rules.SVG_MAX_ELEMENTS} elements")
 
     def end(self, tag: str) -> None:
         self.depth -= 1
@@ -74,8 +74,8 @@ class _SvgMeter:
 
 def check_svg_bounds(data: bytes) -> None:
     """Raise InvalidSvg unless the SVG is within the size, depth and element limits and declares no entities."""
-    if len(data) > uploads.SVG_MAX_BYTES:
-        raise InvalidSvg(f"SVG is over {uploads.SVG_MAX_BYTES} bytes")
+    if len(data) > upload_rules.SVG_MAX_BYTES:
+        raise InvalidSvg(f"SVG is over {upload_rules.SVG_MAX_BYTES} bytes")
     parser = DefusedET.DefusedXMLParser(
         target=_SvgMeter(), forbid_dtd=False, forbid_entities=True, forbid_external=True
     )

@@ -1,1 +1,1 @@
-"""S3-compatible object storage (AWS S3, MinIO, Ceph, moto): a blob store behind the same port as the local disk."""
+"""S3-compatible object storage (AWS S3, MinIO, Ceph, moto): a bucket behind the same ports as the local disk."""

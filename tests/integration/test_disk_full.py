@@ -25,8 +25,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from adapters.db.reference_cache import ReferenceCache
+from adapters.files.local import LocalStorage
 from adapters.images.process_pool import ConverterPool
-from adapters.storage import LocalStorage
 from core.settings import Settings
 from tests import images, services
 from tests.integration.conftest import ClientFactory, fetch_all

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.files.directory import Directory, GroupWriter
 from adapters.files.spool import spool_dir
-from adapters.files.store import FileStore, GroupWriter
 from adapters.files.writer_process import FileWriterProcess
 from tests import services
 
@@ -29,7 +29,7 @@ async def test_files_are_made_whole_by_concurrent_batches(writer: FileWriterProc
     batches = [[(f"A/{b}-{n}.jpg", os.urandom(70_000 + n)) for n in range(5)] for b in range(6)]
     outcomes = await asyncio.gather(*(writer.create_many(batch) for batch in batches))
     assert outcomes == [[None] * 5] * 6
-    store = FileStore(tmp_path)
+    store = Directory(tmp_path)
     assert all(store.read(key) == data for batch in batches for key, data in batch)
     assert spooled(tmp_path) == []
 
@@ -40,7 +40,7 @@ async def test_each_file_gets_its_own_error_back(writer: FileWriterProcess, tmp_
     assert outcome[0] is None
     assert isinstance(outcome[1], FileExistsError) and outcome[1].errno == errno.EEXIST  # mkdir of "blocked"
     assert isinstance(outcome[2], ValueError) and "leaves the storage root" in str(outcome[2])
-    assert FileStore(tmp_path).read("ok/a.jpg") == b"a"
+    assert Directory(tmp_path).read("ok/a.jpg") == b"a"
     assert spooled(tmp_path) == []  # the refused files' bytes are not left in the spool
 
 
@@ -65,8 +65,8 @@ async def test_a_batch_the_helper_never_answered_fails_and_the_next_starts_a_new
     assert spooled(tmp_path) == []  # the file never moved into place is not left behind
     assert await writer.create_many([("A/after.jpg", b"y")]) == [None]
     assert writer.pid not in (None, first)
-    assert FileStore(tmp_path).read("A/after.jpg") == b"y"
-    assert not FileStore(tmp_path).exists("A/held.jpg")
+    assert Directory(tmp_path).read("A/after.jpg") == b"y"
+    assert not Directory(tmp_path).exists("A/held.jpg")
 
 
 async def test_the_helper_ignores_signals_and_stops_when_closed_after_its_batches(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ async def test_the_helper_ignores_signals_and_stops_when_closed_after_its_batche
 
 
 async def test_a_group_writer_with_the_helper_as_backend(writer: FileWriterProcess, tmp_path: Path) -> None:
-    group = GroupWriter(FileStore(tmp_path), backend=writer.create_many)
+    group = GroupWriter(Directory(tmp_path), backend=writer.create_many)
     created: list[str] = []
     await asyncio.gather(*(group.create([(f"C/{n}.jpg", b"%d" % n)], created) for n in range(12)))
     assert sorted(created) == sorted(f"C/{n}.jpg" for n in range(12))

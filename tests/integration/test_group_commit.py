@@ -13,7 +13,7 @@ import pytest
 
 from adapters.db.group_commit import GroupCommit, GroupedUnitOfWork
 from adapters.db.statements import Write
-from core import uploads
+from core import upload_rules
 from core.images import Image, ImageStatus, created
 from core.services import record_uploads
 from tests import services
@@ -49,9 +49,9 @@ async def queued(group: GroupCommit, units: int) -> None:
     await services.eventually(lambda: group.waiting == units, timeout_s=10, what=f"{units} units queued")
 
 
-def original(image_id: str | None = None) -> uploads.StoredOriginal:
+def original(image_id: str | None = None) -> upload_rules.StoredOriginal:
     image_id = image_id or str(uuid.uuid4())
-    return uploads.StoredOriginal(
+    return upload_rules.StoredOriginal(
         image_id=image_id,
         category="POST",
         uploader_id="u",
@@ -63,7 +63,7 @@ def original(image_id: str | None = None) -> uploads.StoredOriginal:
     )
 
 
-async def upload(group: GroupCommit, *originals: uploads.StoredOriginal) -> GroupedUnitOfWork | list[Image]:
+async def upload(group: GroupCommit, *originals: upload_rules.StoredOriginal) -> GroupedUnitOfWork | list[Image]:
     uow = GroupedUnitOfWork(group)
     try:
         return await record_uploads(uow, originals, base_url="http://x", now=T, new_id=lambda: str(uuid.uuid4()))
@@ -128,7 +128,7 @@ async def test_a_grouped_unit_cannot_read(pool: aiomysql.Pool) -> None:
 
 async def test_leaving_without_commit_sends_nothing(pool: aiomysql.Pool) -> None:
     group = CountingGroupCommit(pool)
-    image = uploads.new_image(original(), base_url="http://x", at=T, status=ImageStatus.TEMP)
+    image = upload_rules.new_image(original(), base_url="http://x", at=T, status=ImageStatus.TEMP)
     async with GroupedUnitOfWork(group) as uow:
         await uow.images.add_history(created(image, by="u"))
     assert group.sent == []

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from adapters.db.reference_cache import ReferenceCache
 from adapters.db.sweeps import sweep_expired, sweep_orphans
 from adapters.images.process_pool import ConverterPool
-from adapters.s3.store import IMMUTABLE
+from adapters.s3.bucket import IMMUTABLE
 from adapters.storage import open_storage
 from core.settings import Settings
 from tests import images, services

@@ -1,4 +1,4 @@
-"""What S3Store does with a server's errors (issue 14): throttling and 5xx retried with backoff,
+"""What S3Bucket does with a server's errors (issue 14): throttling and 5xx retried with backoff,
 a 4xx not retried, and what the retries did not cure told apart (an outage or a refusal) and
 counted on /metrics (object_store_requests_total).
 
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from adapters.s3.store import S3Store
+from adapters.s3.bucket import S3Bucket
 from core.ports import StoreUnavailable
 from tests import services
 from tests.conftest import AWS_TEST_CREDENTIALS
@@ -48,7 +48,7 @@ class FakeS3:
 
 
 @pytest.fixture
-async def fake_s3(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeS3, S3Store]]:
+async def fake_s3(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeS3, S3Bucket]]:
     fake = FakeS3()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", fake.handle)
@@ -59,7 +59,7 @@ async def fake_s3(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeS3
     for name, value in AWS_TEST_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     try:
-        async with S3Store.open("bucket", endpoint_url=f"http://127.0.0.1:{port}", path_style=True) as store:
+        async with S3Bucket.open("bucket", endpoint_url=f"http://127.0.0.1:{port}", path_style=True) as store:
             yield fake, store
     finally:
         await runner.cleanup()
@@ -70,7 +70,7 @@ def counted(outcome: str) -> float:
     return REGISTRY.get_sample_value("object_store_requests_total", {"operation": "put", "outcome": outcome}) or 0.0
 
 
-async def test_throttling_and_5xx_are_retried_and_then_succeed(fake_s3: tuple[FakeS3, S3Store]) -> None:
+async def test_throttling_and_5xx_are_retried_and_then_succeed(fake_s3: tuple[FakeS3, S3Bucket]) -> None:
     fake, store = fake_s3
     fake.answer = lambda n: {1: (503, "SlowDown"), 2: (500, "InternalError")}.get(n, (200, None))
     created: list[str] = []
@@ -80,7 +80,7 @@ async def test_throttling_and_5xx_are_retried_and_then_succeed(fake_s3: tuple[Fa
     assert counted("ok") == before + 1  # one request, its retries inside it
 
 
-async def test_a_4xx_is_not_retried_and_is_a_refusal(fake_s3: tuple[FakeS3, S3Store]) -> None:
+async def test_a_4xx_is_not_retried_and_is_a_refusal(fake_s3: tuple[FakeS3, S3Bucket]) -> None:
     fake, store = fake_s3
     fake.answer = lambda n: (403, "AccessDenied")
     before = counted("refused")
@@ -89,7 +89,7 @@ async def test_a_4xx_is_not_retried_and_is_a_refusal(fake_s3: tuple[FakeS3, S3St
     assert (fake.puts, counted("refused")) == (1, before + 1)
 
 
-async def test_5xx_past_the_retries_is_an_outage(fake_s3: tuple[FakeS3, S3Store]) -> None:
+async def test_5xx_past_the_retries_is_an_outage(fake_s3: tuple[FakeS3, S3Bucket]) -> None:
     fake, store = fake_s3
     fake.answer = lambda n: (503, "ServiceUnavailable")
     before = counted("unavailable")
@@ -99,7 +99,7 @@ async def test_5xx_past_the_retries_is_an_outage(fake_s3: tuple[FakeS3, S3Store]
     assert counted("unavailable") == before + 1
 
 
-async def test_a_cancelled_create_still_lists_what_it_stored(fake_s3: tuple[FakeS3, S3Store]) -> None:
+async def test_a_cancelled_create_still_lists_what_it_stored(fake_s3: tuple[FakeS3, S3Bucket]) -> None:
     import asyncio
 
     fake, store = fake_s3

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from adapters.s3.store import S3Store
+from adapters.s3.bucket import S3Bucket
 from core.ports import StoreUnavailable
 from core.settings import Settings
 from core.storage import S3, StorageUrl
@@ -79,7 +79,7 @@ async def test_without_the_ca_the_stores_certificate_is_refused(
 ) -> None:
     monkeypatch.delenv("AWS_CA_BUNDLE")
     with pytest.raises(Exception) as refused:
-        async with S3Store.open(aws_https, path_style=True):
+        async with S3Bucket.open(aws_https, path_style=True):
             pass
     assert not isinstance(refused.value, StoreUnavailable)  # a refusal stops the start: no waiting it out
     assert "certificate verify failed" in str(refused.value).lower(), repr(refused.value)

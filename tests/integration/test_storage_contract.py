@@ -1,4 +1,4 @@
-"""One storage contract (adapters/storage.py), two storages: the local directory and an S3 bucket
+"""One storage contract (core/ports.Storage), two storages: the local directory and an S3 bucket
 (moto's server, started natively). What the conversion path, the sweeps, requeue and the health
 check rely on, whichever `IMAGES_STORAGE_URL` names (issue 14)."""
 
@@ -13,8 +13,9 @@ import pytest
 from aiobotocore.session import get_session
 
 from adapters.images.codec import convert_stored
-from adapters.s3.store import IMMUTABLE
-from adapters.storage import Storage, open_storage
+from adapters.s3.bucket import IMMUTABLE
+from adapters.storage import open_storage
+from core.ports import Storage
 from core.settings import Settings
 from core.storage import S3, StorageUrl
 from tests import images, services
@@ -94,7 +95,7 @@ async def test_listing_by_age_finds_what_is_older_and_not_what_is_newer(storage:
 
 async def test_a_listing_comes_in_bounded_batches_whatever_the_store_holds(storage: Storage) -> None:
     from adapters.files.local import LIST_BATCH as LOCAL_BATCH
-    from adapters.s3.store import LIST_BATCH as S3_BATCH
+    from adapters.s3.bucket import LIST_BATCH as S3_BATCH
 
     keys = [f"POST/2025/01/20/{n:04}.webp" for n in range(450)]
     await storage.blobs.create([(k, b"x") for k in keys], [])

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import aiomysql
 
 from adapters.db.sweeps import sweep_expired, sweep_orphans
+from adapters.files.directory import Directory
 from adapters.files.local import LocalStorage
-from adapters.files.store import FileStore
 from core.settings import Settings
 from tests.integration.conftest import fetch_all
 
 
-async def add_image(pool: aiomysql.Pool, store: FileStore, image_id: str, status: str, age: timedelta) -> list[str]:
+async def add_image(pool: aiomysql.Pool, store: Directory, image_id: str, status: str, age: timedelta) -> list[str]:
     created = (datetime.now(UTC) - age).replace(tzinfo=None)
     keys = [f"POST/2025/01/20/{image_id}.webp", f"_originals/POST/2025/01/20/{image_id}.jpg"]
     for key in keys:

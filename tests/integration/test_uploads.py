@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from api.app import create_app
-from core import uploads
+from core import upload_rules
 from core.settings import Settings
 from tests import images
 from tests.integration.conftest import ClientFactory, fetch_all
@@ -126,7 +126,7 @@ async def test_one_bad_part_stores_nothing(client, settings, pool) -> None:  # t
 
 
 async def test_a_file_that_cannot_be_stored_is_image_save_failed_and_records_nothing(client, settings, pool) -> None:  # type: ignore[no-untyped-def]
-    blocked = Path(settings.upload_dir) / uploads.ORIGINALS_DIR
+    blocked = Path(settings.upload_dir) / upload_rules.ORIGINALS_DIR
     blocked.write_bytes(b"a file where the originals directory should be")
     try:
         r = await post(client, form(("files", "a.jpg", JPEG), ("files", "b.jpg", JPEG)))

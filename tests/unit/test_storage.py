@@ -7,23 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from adapters.files.store import FileStore, GroupWriter
+from adapters.files.directory import Directory, GroupWriter
 
 
 @pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "", "a/./../b"])
 def test_keys_that_could_leave_the_root_are_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError):
-        FileStore(tmp_path).path(key)
+        Directory(tmp_path).path(key)
 
 
 def test_write_is_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    store = FileStore(tmp_path)
+    store = Directory(tmp_path)
     assert store.write("A/2025/01/20/x.webp", b"data") == 4
     assert store.read("A/2025/01/20/x.webp") == b"data"
     assert [p.name for p in (tmp_path / "A/2025/01/20").iterdir()] == ["x.webp"]
 
 
-class CountingStore(FileStore):
+class CountingStore(Directory):
     """A real store that counts its batches and can hold one on its thread."""
 
     def __init__(self, root: Path) -> None:
@@ -58,7 +58,7 @@ async def test_writes_that_arrive_together_share_a_batch(tmp_path: Path) -> None
 
 async def test_a_file_that_fails_fails_only_its_caller(tmp_path: Path) -> None:
     (tmp_path / "blocked").write_bytes(b"a file where a directory should be")
-    writer = GroupWriter(FileStore(tmp_path))
+    writer = GroupWriter(Directory(tmp_path))
     good: list[str] = []
     bad: list[str] = []
     results = await asyncio.gather(
@@ -69,7 +69,7 @@ async def test_a_file_that_fails_fails_only_its_caller(tmp_path: Path) -> None:
     assert results[0] is None and isinstance(results[1], OSError)
     assert good == ["ok/a.jpg"]
     assert bad == ["ok/b.jpg"]  # made, so the caller's clean-up can remove it
-    assert FileStore(tmp_path).read("ok/b.jpg") == b"b"
+    assert Directory(tmp_path).read("ok/b.jpg") == b"b"
 
 
 async def test_a_cancelled_caller_still_learns_which_files_were_made(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ async def test_a_cancelled_caller_still_learns_which_files_were_made(tmp_path: P
 
 
 def test_create_many_rewrites_a_key_left_by_an_earlier_try(tmp_path: Path) -> None:
-    store = FileStore(tmp_path)
+    store = Directory(tmp_path)
     assert store.create_many([("A/x.jpg", b"torn")]) == [None]
     assert store.create_many([("A/x.jpg", b"whole")]) == [None]
     assert store.read("A/x.jpg") == b"whole"
@@ -111,7 +111,7 @@ async def test_a_batch_holds_at_most_max_batch_files(tmp_path: Path) -> None:
 
 def test_every_file_of_a_batch_is_whole_when_one_in_the_middle_fails(tmp_path: Path) -> None:
     (tmp_path / "blocked").write_bytes(b"a file where a directory should be")
-    store = FileStore(tmp_path)
+    store = Directory(tmp_path)
     outcome = store.create_many([("A/a.jpg", b"a" * 70_000), ("blocked/b.jpg", b"b"), ("A/c.jpg", b"c" * 70_000)])
     assert outcome[0] is None and isinstance(outcome[1], OSError) and outcome[2] is None
     assert store.read("A/a.jpg") == b"a" * 70_000 and store.read("A/c.jpg") == b"c" * 70_000

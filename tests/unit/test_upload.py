@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from core import errors, uploads
+from core import errors, upload_rules
 from core.images import ImageStatus
 from core.ports import Conversion, FileFacts, Undecodable
 from core.references import DEFAULT_REFERENCE_DATA as REFERENCES
@@ -107,8 +107,8 @@ FORM = UploadForm("u-1", "product", single=files("a.jpg"))
 
 async def test_an_svg_over_its_own_limit_is_too_large_below_the_per_file_limit() -> None:
     """An SVG's checks read its whole text: it has a smaller limit, refused before anything is stored."""
-    roomy = replace(SETTINGS, max_file_bytes=uploads.SVG_MAX_BYTES * 2)
-    big = replace(FORM, single=files("a.svg", data=b"<svg/>" + b" " * uploads.SVG_MAX_BYTES))
+    roomy = replace(SETTINGS, max_file_bytes=upload_rules.SVG_MAX_BYTES * 2)
+    big = replace(FORM, single=files("a.svg", data=b"<svg/>" + b" " * upload_rules.SVG_MAX_BYTES))
     at = ports()
     with pytest.raises(errors.FileTooLarge, match="an SVG is over"):
         await run(big, at, settings=roomy)

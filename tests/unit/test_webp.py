@@ -11,7 +11,7 @@ from adapters.images import headers as formats
 from adapters.images.codec import ConversionFailed, DimensionsExceeded, convert
 from adapters.images.modes import to_webp_mode
 from adapters.images.svg import InvalidSvg, check_svg_bounds
-from core import uploads
+from core import upload_rules
 from tests import images
 
 LIMIT = 50_000_000
@@ -228,11 +228,11 @@ def _nested_svg(depth: int) -> bytes:
 @pytest.mark.parametrize(
     ("svg", "reason"),
     [
-        (_nested_svg(uploads.SVG_MAX_DEPTH), "deeper"),  # the <svg> root is one more level
+        (_nested_svg(upload_rules.SVG_MAX_DEPTH), "deeper"),  # the <svg> root is one more level
         (_nested_svg(1_500), "deeper"),  # once a RecursionError and a 500 on ?sync=true
         (_nested_svg(100_000), "deeper"),  # once 9.9 GB in one conversion process
-        (b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g/>" * uploads.SVG_MAX_ELEMENTS + b"</svg>", "elements"),
-        (b'<svg xmlns="http://www.w3.org/2000/svg"><!--' + b"x" * uploads.SVG_MAX_BYTES + b"--></svg>", "bytes"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g/>" * upload_rules.SVG_MAX_ELEMENTS + b"</svg>", "elements"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"><!--' + b"x" * upload_rules.SVG_MAX_BYTES + b"--></svg>", "bytes"),
     ],
 )
 def test_svg_past_a_limit_fails_before_it_is_sanitised(svg: bytes, reason: str) -> None:
@@ -241,8 +241,8 @@ def test_svg_past_a_limit_fails_before_it_is_sanitised(svg: bytes, reason: str) 
 
 
 def test_svg_within_the_limits_is_sanitised() -> None:
-    result = convert(_nested_svg(uploads.SVG_MAX_DEPTH - 1), LIMIT)
-    assert result.format == "SVG" and result.data.count(b"<g") == uploads.SVG_MAX_DEPTH - 1
+    result = convert(_nested_svg(upload_rules.SVG_MAX_DEPTH - 1), LIMIT)
+    assert result.format == "SVG" and result.data.count(b"<g") == upload_rules.SVG_MAX_DEPTH - 1
 
 
 def test_svg_that_declares_entities_is_refused_by_the_parser() -> None:

@@ -1,4 +1,4 @@
-"""Local-disk blob store. Keys are relative paths (`PRODUCT/2025/01/20/<uuid>.webp`).
+"""Files under one directory of this host. Keys are relative paths (`PRODUCT/2025/01/20/<uuid>.webp`).
 
 `write` goes to a temporary file in the target directory, is fsync'd, then renamed into place,
 and the directory is fsync'd: a key either holds the whole file or does not exist. Uploads'
@@ -28,7 +28,7 @@ TMP_SUFFIX = ".part"
 log = structlog.get_logger("storage")
 
 
-class FileStore:
+class Directory:
     """Files under one root; blocking calls: run them in a thread from async code."""
 
     def __init__(self, root: str | Path, *, durable: bool = True) -> None:
@@ -155,14 +155,14 @@ class GroupWriter:
 
     def __init__(
         self,
-        store: FileStore,
+        store: Directory,
         *,
         backend: Callable[[list[tuple[str, Content]]], Awaitable[list[BaseException | None]]] | None = None,
         max_batch_bytes: int = 1024 * 1024,
         max_batch_files: int = 64,
         in_flight: int = 4,
     ) -> None:
-        """`backend` makes a batch's files (FileStore.create_many's contract, awaited); by default
+        """`backend` makes a batch's files (Directory.create_many's contract, awaited); by default
         `store.create_many` on a worker thread. The api gives its helper process's (file_writer)."""
         self.store = store
         self._backend = backend
@@ -233,12 +233,12 @@ class GroupWriter:
             # Let the batch finish and report what it made, so that every caller's clean-up
             # knows its files; what is still queued is never written (the Batcher cancels it).
             await asyncio.wait([on_disk])
-            _settle(batch, on_disk)
+            _resolve(batch, on_disk)
             raise
-        _settle(batch, on_disk)
+        _resolve(batch, on_disk)
 
 
-def _settle(
+def _resolve(
     batch: list[tuple[tuple[str, Content], asyncio.Future[None]]], on_disk: asyncio.Future[list[BaseException | None]]
 ) -> None:
     """Resolve each file's future from the thread's per-file outcome (or its own failure)."""

@@ -11,7 +11,7 @@ answer 503 or wait), or an OSError (a refusal: FileNotFoundError for a missing k
 PermissionError for a 403, OSError(EIO) for the other 4xx).
 
 An object is written whole by one PUT, so a reader never sees part of one. Keys are the same as
-on disk (`POST/2025/01/20/<uuid>.webp`) under the store's prefix.
+on disk (`POST/2025/01/20/<uuid>.webp`) under the storage's prefix.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ READ_CHUNK_BYTES = 1024 * 1024
 MAX_READ_BYTES = 64 * 1024 * 1024  # a read with no limit of its own: far above any image this service stores
 
 
-class S3Store:
-    """Objects of one bucket under a prefix; open it with `S3Store.open(...)`."""
+class S3Bucket:
+    """Objects of one bucket under a prefix; open it with `S3Bucket.open(...)`."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self._client = client
@@ -60,8 +60,8 @@ class S3Store:
     @asynccontextmanager
     async def open(
         cls, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, path_style: bool = False
-    ) -> AsyncIterator[S3Store]:
-        """Connect, check that the bucket exists (an error naming it otherwise), and yield the store.
+    ) -> AsyncIterator[S3Bucket]:
+        """Connect, check that the bucket exists (an error naming it otherwise), and yield the storage.
 
         A store that does not answer at all raises StoreUnavailable (the caller may wait for it);
         a bucket that is missing or not ours raises RuntimeError naming it (a deployment error).
@@ -97,7 +97,7 @@ class S3Store:
         """PUT every file at once; add each key stored to `created`; raise the first failure.
 
         Returns, raises or is cancelled only once every PUT has an outcome, so that `created` is
-        complete when the caller cleans up (the BlobStore port's promise).
+        complete when the caller cleans up (the OriginalFiles port's promise).
         """
         puts = asyncio.gather(*(self._put(key, data) for key, data in files), return_exceptions=True)
         try:

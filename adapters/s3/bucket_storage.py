@@ -1,4 +1,4 @@
-"""The storage of an `s3://` URL: image files as objects in a bucket (adapters/storage.py).
+"""The storage of an `s3://` URL: image files as objects in a bucket (core/ports.Storage).
 
 Conversions run in a process that reads and writes local files (adapters/images/codec.py), so on
 S3 each conversion gets a workspace: a fresh directory under this process's scratch space. The
@@ -24,10 +24,10 @@ from typing import Any
 
 import structlog
 
-from adapters.files.store import FileStore
-from adapters.s3.store import S3Store
+from adapters.files.directory import Directory
+from adapters.s3.bucket import S3Bucket
 from core.ports import Conversion, StoreUnavailable
-from core.uploads import content_type
+from core.upload_rules import content_type
 
 log = structlog.get_logger("s3")
 
@@ -37,9 +37,9 @@ WORKSPACE_PREFIX = "convert-"
 class S3Workspace:
     """One conversion's directory: the original fetched into it, its results published from it."""
 
-    def __init__(self, store: S3Store, root: Path, max_original_bytes: int) -> None:
+    def __init__(self, store: S3Bucket, root: Path, max_original_bytes: int) -> None:
         self._store = store
-        self._files = FileStore(root, durable=False)  # scratch: nobody reads it after a crash
+        self._files = Directory(root, durable=False)  # scratch: nobody reads it after a crash
         self._max_bytes = max_original_bytes
         self.root = str(root)
         self.durable = False
@@ -71,7 +71,7 @@ class S3Storage:
     """Image files as objects under the bucket's prefix, and this process's scratch space for conversions."""
 
     def __init__(
-        self, store: S3Store, scratch_dir: str | Path, *, max_original_bytes: int, stale_after_s: float
+        self, store: S3Bucket, scratch_dir: str | Path, *, max_original_bytes: int, stale_after_s: float
     ) -> None:
         """`stale_after_s`: a workspace untouched this long belongs to a process that died; it is removed."""
         self.store = self.blobs = store

@@ -1,4 +1,4 @@
-"""One BlobStore contract (core/ports.py), three stores: the local disk's GroupWriter, the in-memory
+"""One OriginalFiles contract (core/ports.py), three stores: the local disk's GroupWriter, the in-memory
 fake of the unit tests, and S3 (moto's server, started natively; issue 14)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from aiobotocore.session import get_session
 
-from adapters.files.store import FileStore, GroupWriter
-from adapters.s3.store import IMMUTABLE, S3Store
-from core.ports import BlobStore
+from adapters.files.directory import Directory, GroupWriter
+from adapters.s3.bucket import IMMUTABLE, S3Bucket
+from core.ports import OriginalFiles
 from tests.conftest import new_bucket
 from tests.fakes import FakeStore
 
@@ -19,13 +19,13 @@ ReadBack = Callable[[str], Awaitable[bytes | None]]
 # A key each store refuses: a name over the disk's 255-byte limit (the fake refuses it too); an
 # empty key for S3 (refused before sending; moto, unlike S3, stores keys over 1,024 bytes).
 TOO_LONG = "POST/" + "n" * 1100 + ".jpg"
-Store = tuple[BlobStore, ReadBack, str]
+Store = tuple[OriginalFiles, ReadBack, str]
 
 
 @pytest.fixture(params=["local", "fake", "s3"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path, aws: dict[str, str]) -> AsyncIterator[Store]:
     if request.param == "local":
-        files = FileStore(tmp_path)
+        files = Directory(tmp_path)
 
         async def read_file(key: str) -> bytes | None:
             try:
@@ -44,7 +44,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path, aws: dict[str, s
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
         name = new_bucket(endpoint)
-        async with S3Store.open(name, endpoint_url=endpoint, path_style=True) as s3:  # no prefix: "" is a bad key
+        async with S3Bucket.open(name, endpoint_url=endpoint, path_style=True) as s3:  # no prefix: "" is a bad key
 
             async def read_object(key: str) -> bytes | None:
                 try:
@@ -93,12 +93,12 @@ async def test_files_kept_in_doubt_stay(store: Store) -> None:
 
 async def test_a_missing_bucket_is_an_error_that_names_it(s3_endpoint: str, aws: dict[str, str]) -> None:
     with pytest.raises(RuntimeError, match="no-such-bucket"):
-        async with S3Store.open("no-such-bucket", endpoint_url=s3_endpoint, path_style=True):
+        async with S3Bucket.open("no-such-bucket", endpoint_url=s3_endpoint, path_style=True):
             pass
 
 
 async def test_served_objects_carry_their_type_and_the_immutable_cache_header(s3_endpoint: str, bucket: str) -> None:
-    async with S3Store.open(bucket, "p", endpoint_url=s3_endpoint, path_style=True) as s3:
+    async with S3Bucket.open(bucket, "p", endpoint_url=s3_endpoint, path_style=True) as s3:
         assert await s3.write("POST/a.webp", b"RIFF....WEBP", content_type="image/webp") == 12
         async with get_session().create_client("s3", endpoint_url=s3_endpoint) as client:
             head = await client.head_object(Bucket=bucket, Key="p/POST/a.webp")

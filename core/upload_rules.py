@@ -143,7 +143,7 @@ def new_image(original: StoredOriginal, *, base_url: str, at: datetime, status: 
     )
 
 
-def image_uploaded(original: StoredOriginal, image: Image, *, event_id: str) -> Envelope:
+def uploaded_event(original: StoredOriginal, image: Image, *, event_id: str) -> Envelope:
     """The IMAGE_UPLOADED of a stored original (events.image_uploaded, from the upload's records)."""
     return events.image_uploaded(
         event_id=event_id,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import errors, fields, uploads
+from core import errors, fields, upload_rules
 from core.references import DEFAULT_REFERENCE_DATA as DATA
 
 
@@ -25,18 +25,18 @@ from core.references import DEFAULT_REFERENCE_DATA as DATA
 )
 def test_bad_file_names_get_their_contract_code(name: str | None, error: type[errors.DomainError]) -> None:
     with pytest.raises(error):
-        uploads.extension_of(name, DATA)
+        upload_rules.extension_of(name, DATA)
 
 
 @pytest.mark.parametrize(("name", "ext"), [("a.jpg", "JPG"), ("A.JPEG", "JPEG"), ("x.HeIc", "HEIC"), ("v.mov", "MOV")])
 def test_supported_extensions_are_case_insensitive(name: str, ext: str) -> None:
-    assert uploads.extension_of(name, DATA) == ext
+    assert upload_rules.extension_of(name, DATA) == ext
 
 
 @pytest.mark.parametrize("raw", [None, "", "   "])
 def test_missing_uploader_is_a_validation_error(raw: str | None) -> None:
     with pytest.raises(errors.ValidationError):
-        uploads.require_uploader(raw)
+        upload_rules.require_uploader(raw)
 
 
 @pytest.mark.parametrize("raw", [None, "", " ", "SHOE"])
@@ -45,17 +45,17 @@ def test_missing_or_unknown_category_is_reference_type_not_found(raw: str | None
     with pytest.raises(
         errors.ReferenceTypeNotFound, match="one of BANNER, CATEGORY, POST, PRODUCT, PROFILE, USER_BACKGROUND"
     ):
-        uploads.require_category(raw, DATA)
+        upload_rules.require_category(raw, DATA)
 
 
 def test_category_is_upper_cased() -> None:
-    assert uploads.require_category(" user_background ", DATA).code == "USER_BACKGROUND"
+    assert upload_rules.require_category(" user_background ", DATA).code == "USER_BACKGROUND"
 
 
 def test_storage_key_uses_the_utc_date() -> None:
     at = datetime.fromisoformat("2025-01-20T23:30:00-05:00")  # 2025-01-21 04:30 UTC
-    assert uploads.image_key("PRODUCT", at, "abc", "WEBP") == "PRODUCT/2025/01/21/abc.webp"
-    assert uploads.image_key("POST", at.astimezone(UTC), "abc", "JPEG") == "POST/2025/01/21/abc.jpg"
+    assert upload_rules.image_key("PRODUCT", at, "abc", "WEBP") == "PRODUCT/2025/01/21/abc.webp"
+    assert upload_rules.image_key("POST", at.astimezone(UTC), "abc", "JPEG") == "POST/2025/01/21/abc.jpg"
 
 
 @pytest.mark.parametrize(
@@ -65,19 +65,19 @@ def test_the_upload_url_names_the_file_it_will_become(origin: str, suffix: str) 
     from core.images import ImageStatus
 
     at = datetime(2025, 1, 20, tzinfo=UTC)
-    original = uploads.StoredOriginal("id-1", "POST", "u", "_originals/x", origin, 10, 0, 0)
-    image = uploads.new_image(original, base_url="http://x/", at=at, status=ImageStatus.TEMP)
+    original = upload_rules.StoredOriginal("id-1", "POST", "u", "_originals/x", origin, 10, 0, 0)
+    image = upload_rules.new_image(original, base_url="http://x/", at=at, status=ImageStatus.TEMP)
     assert image.image_url == f"http://x/POST/2025/01/20/id-1.{suffix}"
 
 
 def test_a_text_field_longer_than_its_column_is_a_validation_error() -> None:
-    assert uploads.require_uploader("u" * fields.UPLOADER_ID) == "u" * fields.UPLOADER_ID
+    assert upload_rules.require_uploader("u" * fields.UPLOADER_ID) == "u" * fields.UPLOADER_ID
     with pytest.raises(errors.ValidationError, match="uploaderId"):
-        uploads.require_uploader("u" * 1_000)
+        upload_rules.require_uploader("u" * 1_000)
     with pytest.raises(errors.ValidationError, match="category"):
-        uploads.require_category("P" * (fields.CATEGORY + 1), DATA)
+        upload_rules.require_category("P" * (fields.CATEGORY + 1), DATA)
     with pytest.raises(errors.ValidationError, match="file name"):
-        uploads.extension_of("a" * fields.FILE_NAME + ".jpg", DATA)
+        upload_rules.extension_of("a" * fields.FILE_NAME + ".jpg", DATA)
 
 
 def test_a_long_reason_is_clipped_to_its_column() -> None:
