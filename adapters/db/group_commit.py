@@ -34,11 +34,6 @@ class GroupCommit:
             self._commit_group, take=lambda queue: max_units, in_flight=in_flight
         )
 
-    @property
-    def waiting(self) -> int:
-        """Units queued for the next group (not yet taken)."""
-        return self._batcher.waiting
-
     async def commit(self, writes: list[Write]) -> None:
         """Commit these writes with whatever else is waiting; raise what committing them raised."""
         (done,) = self._batcher.submit([writes])

@@ -132,7 +132,7 @@ async def create_pool(dsn: DbDsn, *, size: int) -> aiomysql.Pool:
     """Open a pool; connections are autocommit until a unit of work BEGINs.
 
     The pool's connections accept several statements per query: a unit of work sends its writes
-    and its COMMIT in one round trip (pipeline.Pipeline). Every value still goes through the
+    and its COMMIT in one round trip (statements.Pipeline). Every value still goes through the
     driver's escaping; no SQL is ever built from input.
     """
     return await aiomysql.create_pool(
@@ -192,7 +192,7 @@ class MariaDbUnitOfWork:
     """`async with uow:` takes a connection and opens a transaction; it rolls back unless commit() was called.
 
     The BEGIN and every write travel with the transaction's next read or with its COMMIT
-    (pipeline.Pipeline), so a write-only transaction is one round trip.
+    (statements.Pipeline), so a write-only transaction is one round trip.
     """
 
     def __init__(self, pool: aiomysql.Pool) -> None:

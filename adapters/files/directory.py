@@ -116,10 +116,6 @@ class Directory:
         """Tell whether a key holds a file."""
         return self.path(key).is_file()
 
-    def size(self, key: str) -> int:
-        """Return a file's size in bytes."""
-        return self.path(key).stat().st_size
-
     def remove(self, key: str) -> bool:
         """Remove a file if it is there; return whether it was."""
         try:

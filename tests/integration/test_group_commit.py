@@ -36,6 +36,11 @@ class CountingGroupCommit(GroupCommit):
         self.holding.clear()
         return self._gate
 
+    @property
+    def waiting(self) -> int:
+        """Units queued for the next group (not yet taken)."""
+        return self._batcher.waiting
+
     async def _send(self, writes: list[Write], *, merge: bool) -> None:
         gate, self._gate = self._gate, None
         if gate is not None:
@@ -45,7 +50,7 @@ class CountingGroupCommit(GroupCommit):
         await super()._send(writes, merge=merge)
 
 
-async def queued(group: GroupCommit, units: int) -> None:
+async def queued(group: CountingGroupCommit, units: int) -> None:
     await services.eventually(lambda: group.waiting == units, timeout_s=10, what=f"{units} units queued")
 
 

@@ -59,7 +59,7 @@ async def test_an_upload_reaches_ready_with_a_webp_of_the_same_size_at_its_url(r
     assert (status, fmt, origin) == ("READY", "WEBP", None)
     assert url == resources.settings.base_url + location and location.endswith(f"{image_id}.webp")
     out = Image.open(io.BytesIO(resources.storage.files.read(location)))
-    assert (out.format, out.size, size) == ("WEBP", (120, 80), resources.storage.files.size(location))
+    assert (out.format, out.size, size) == ("WEBP", (120, 80), resources.storage.files.path(location).stat().st_size)
     ((event_type, payload),) = await fetch_all(
         resources.pool, "SELECT event_type, payload FROM outbox WHERE topic = 'image-processed'"
     )
