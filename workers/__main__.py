@@ -16,10 +16,7 @@ import faust
 
 from adapters import health
 from adapters.auth.tokens import mint
-from adapters.db import idempotency_claims as idempotency
 from adapters.db import mariadb
-from adapters.db import quotas as quota_usage
-from adapters.db.sweeps import SweepReport, sweep_expired, sweep_orphans, sweep_processed
 from adapters.ids import new_id
 from adapters.kafka.client import create_producer
 from adapters.kafka.security import stop_if_refused
@@ -28,8 +25,8 @@ from adapters.storage import open_storage
 from core.events import UPLOAD_REQUESTED, UPLOAD_REQUESTED_TOPIC, Envelope
 from core.ports import Storage
 from core.settings import Settings
-from workers import admin, watch
-from workers.app import EXPIRY, ORPHAN_AGE, PROCESSED_EVENTS_RETENTION, create_app
+from workers import admin, sweeps, watch
+from workers.app import create_app
 from workers.progress import progress
 
 
@@ -53,7 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
     sweep = sub.add_parser("sweep", help="run a scheduled clean-up now")
-    sweep.add_argument("which", choices=["failed", "temp", "orphans", "processed", "idempotency", "quotas"])
+    sweep.add_argument("which", choices=list(sweeps.SWEEPS))
     sweep.add_argument(
         "--older-than",
         type=_minutes,
@@ -180,18 +177,7 @@ async def run_sweep(settings: Settings, which: str, older_than: timedelta | None
 async def _sweep(
     which: str, pool: Any, storage: Storage, report: Callable[[int], None], older_than: timedelta | None
 ) -> None:
-    if which == "orphans":
-        done = await sweep_orphans(pool, storage, older_than=older_than or ORPHAN_AGE, progress=report)
-    elif which == "idempotency":
-        done = SweepReport(await idempotency.sweep(pool, now=datetime.now(UTC)), 0)
-    elif which == "quotas":
-        done = SweepReport(await quota_usage.prune(pool, datetime.now(UTC)), 0)
-    elif which == "processed":
-        done = await sweep_processed(pool, older_than=PROCESSED_EVENTS_RETENTION, progress=report)
-    else:
-        done = await sweep_expired(
-            pool, storage, status=which.upper(), older_than=older_than or EXPIRY, progress=report
-        )
+    done = await sweeps.SWEEPS[which].run(pool, storage, older_than, report)
     print(f"removed {done.rows} rows and {done.files} files")
 
 

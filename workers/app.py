@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
 
 import faust
 import prometheus_client
 import structlog
 from mode import Service
 
-from adapters.db import idempotency_claims as idempotency
 from adapters.db import mariadb
-from adapters.db import quotas as quota_usage
 from adapters.db.reference_cache import ReferenceCache
-from adapters.db.sweeps import sweep_expired, sweep_orphans, sweep_processed
 from adapters.images.codec import configure_pillow
 from adapters.images.process_pool import ConverterPool
 from adapters.kafka.security import faust_credentials
@@ -25,15 +21,11 @@ from adapters.storage import open_storage
 from core import conversion
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
-from workers import commands, handlers, metrics, transport
+from workers import commands, handlers, metrics, sweeps, transport
 
 log = structlog.get_logger("workers")
 
 LAG_INTERVAL_S = 10.0
-EXPIRY = timedelta(hours=24)
-ORPHAN_AGE = timedelta(hours=1)
-# Kafka's default retention: after that no message can be redelivered to need its dedupe row.
-PROCESSED_EVENTS_RETENTION = timedelta(days=7)
 
 
 class Runtime:
@@ -164,40 +156,22 @@ async def measure_lag(app: faust.App) -> None:
 def _add_schedules(app: faust.App, runtime: Runtime) -> None:
     """CONTRACT 6 / guide 11.1. on_leader: one worker of the fleet runs each; all are idempotent."""
 
-    async def sweep_failed() -> None:
-        res = await runtime.get()
-        await sweep_expired(res.pool, res.storage, status="FAILED", older_than=EXPIRY)
+    def scheduled(sweep: sweeps.Sweep) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            res = await runtime.get()
+            await sweep.run(res.pool, res.storage, None, None)
 
-    async def sweep_temp() -> None:
-        res = await runtime.get()
-        await sweep_expired(res.pool, res.storage, status="TEMP", older_than=EXPIRY)
+        return run
 
-    async def sweep_orphan_files() -> None:
-        res = await runtime.get()
-        await sweep_orphans(res.pool, res.storage, older_than=ORPHAN_AGE)
-
-    async def sweep_processed_events() -> None:
-        res = await runtime.get()
-        await sweep_processed(res.pool, older_than=PROCESSED_EVENTS_RETENTION)
-
-    async def sweep_idempotency_keys() -> None:
-        res = await runtime.get()
-        rows = await idempotency.sweep(res.pool, now=datetime.now(UTC))
-        log.info("sweep_finished", sweep="idempotency_keys", rows=rows)
-
-    async def sweep_quota_usage() -> None:
-        res = await runtime.get()
-        rows = await quota_usage.prune(res.pool, datetime.now(UTC))
-        log.info("sweep_finished", sweep="quota_usage", rows=rows)
+    for sweep in sweeps.SWEEPS.values():
+        if sweep.crontab is not None:
+            app.crontab(sweep.crontab, on_leader=True)(scheduled(sweep))
+        else:
+            assert sweep.every_s is not None
+            app.timer(sweep.every_s, on_leader=True)(scheduled(sweep))
 
     async def reload_references() -> None:
         await (await runtime.get()).references.reload()
 
-    app.crontab("0 3 * * *", on_leader=True)(sweep_failed)
-    app.crontab("0 10 * * *", on_leader=True)(sweep_temp)
-    app.timer(3600.0, on_leader=True)(sweep_orphan_files)
-    app.crontab("30 3 * * *", on_leader=True)(sweep_processed_events)
-    app.timer(3600.0, on_leader=True)(sweep_idempotency_keys)  # answers are kept 24 h (CONTRACT 2.1)
-    app.timer(3600.0, on_leader=True)(sweep_quota_usage)  # usage older than a day counts no more (CONTRACT 2.7)
     # Every worker process has its own cache, so every worker reloads it (not leader-only).
     app.crontab("30 0 * * *")(reload_references)
