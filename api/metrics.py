@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from adapters.db import queries
+from adapters.db import outbox_table, queries
 from api import keys
 from api.auth import caller
 from core import auth
@@ -73,7 +73,7 @@ async def render_metrics(pool: aiomysql.Pool) -> web.Response:
         images.labels(status=status).set(n)
     pending = Gauge("outbox_rows", "Outbox rows not published, per status", ["status"], registry=registry)
     age = Gauge("outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row", registry=registry)
-    state = await queries.outbox_state(pool)
+    state = await outbox_table.outbox_state(pool)
     for status in ("PENDING", "FAILED"):
         pending.labels(status=status).set(state.get(status, (0, None))[0])
     oldest = state.get("PENDING", (0, None))[1]

@@ -115,7 +115,7 @@ class Relay:
         """Claim one batch, publish it, mark the results and commit; None when nothing was pending."""
         # An idle poll is one indexed read (which also re-checks the lock); the claim transaction
         # only runs when there is work (idle relays were a measurable share of a 2-core machine).
-        if not await self.lock.outbox_pending():  # raises once the lock is no longer ours
+        if not await self.lock.still_held_and(outbox_table.ANY_PENDING):  # raises once the lock is not ours
             return None
         async with self._pool.acquire() as conn:
             # One round trip for the claim (with its BEGIN) and one for the mark (with its COMMIT).

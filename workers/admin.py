@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from adapters.db import inspection, mariadb
+from adapters.db import inspection, mariadb, outbox_table
 from adapters.db import quotas as quota_usage
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
@@ -90,7 +90,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         elif args.action == "retry":
             return await _retry(pool, dry_run=args.dry_run)
         else:
-            rows = await inspection.outbox_by_topic(pool, now=datetime.now(UTC))
+            rows = await outbox_table.outbox_by_topic(pool, now=datetime.now(UTC))
             for row in rows:
                 _print(row)
             if not rows:  # silence would read as a command that did nothing
@@ -102,7 +102,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _retry(pool: Any, *, dry_run: bool) -> int:
-    failed = await inspection.failed_outbox(pool)
+    failed = await outbox_table.failed_rows(pool)
     for row in failed:
         _print(row)
     if not failed:
@@ -111,7 +111,7 @@ async def _retry(pool: Any, *, dry_run: bool) -> int:
     if dry_run:
         print(f"would re-queue {len(failed)} rows (dry run: nothing changed)", file=sys.stderr)
         return FOUND
-    done = await inspection.retry_failed_outbox(pool, [r["id"] for r in failed])
+    done = await outbox_table.retry_failed(pool, [r["id"] for r in failed])
     # A re-queued row is published after rows written later for its key; consumers dedupe by eventId.
     print(f"re-queued {done} rows for the relay", file=sys.stderr)
     return FOUND

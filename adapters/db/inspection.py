@@ -1,6 +1,6 @@
 """What an operator reads at 3 a.m.: one image's whole story, poison messages, the outbox's state.
 
-Plain autocommit reads (and one guarded update, `retry_failed_outbox`), used by the admin
+Plain autocommit reads (the outbox's are in outbox_table.py), used by the admin
 commands of `python -m workers` (workers/admin.py). Rows come back as JSON-ready dicts.
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import aiomysql
 
+from adapters.db import outbox_table
 from adapters.db.queries import image_details
 from core.events import iso
 
@@ -23,24 +24,14 @@ STORAGE = (
 )
 SEQUENCE = "SELECT reference_type_id, reference_id, seq_number FROM image_sequence WHERE image_id = %s"
 ATTEMPTS = "SELECT attempts, last_started_at FROM conversion_attempts WHERE image_id = %s"
-EVENTS = (
-    "SELECT event_id, topic, event_type, status, created_at, published_at, attempts, last_error FROM outbox"
-    " WHERE message_key = %s ORDER BY id"
-)
 POISON = (
     "SELECT consumer, event_id, processed_at, detail FROM processed_events WHERE outcome = 'POISON'"
     " ORDER BY processed_at DESC LIMIT %s"
 )
-OUTBOX_BY_TOPIC = (
-    "SELECT topic, status, COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('PENDING', 'FAILED')"
-    " GROUP BY topic, status ORDER BY topic, status"
-)
-FAILED_OUTBOX = "SELECT id, topic, message_key, event_type, attempts, last_error FROM outbox WHERE status = 'FAILED'"
 REQUEUE_CANDIDATES = (
     "SELECT image_id FROM images WHERE (status = 'FAILED' AND %s) OR (status = 'TEMP' AND created_at < %s)"
     " ORDER BY created_at LIMIT %s"
 )
-RETRY_OUTBOX = "UPDATE outbox SET status = 'PENDING', last_error = NULL WHERE status = 'FAILED' AND id = %s"
 
 
 def _time(at: datetime | None) -> str | None:
@@ -86,8 +77,8 @@ async def image_story(pool: aiomysql.Pool, image_id: str) -> dict[str, Any] | No
                 "attempts": tries,
                 "lastError": error,
             }
-            for event_id, topic, event_type, status, created, published, tries, error in await _rows(
-                pool, EVENTS, image_id
+            for event_id, topic, event_type, status, created, published, tries, error in await outbox_table.keyed(
+                pool, image_id
             )
         ],
     }
@@ -99,34 +90,6 @@ async def poison_messages(pool: aiomysql.Pool, *, limit: int) -> list[dict[str, 
         {"consumer": consumer, "eventId": event_id, "at": _time(at), "reason": detail}
         for consumer, event_id, at, detail in await _rows(pool, POISON, limit)
     ]
-
-
-async def outbox_by_topic(pool: aiomysql.Pool, *, now: datetime) -> list[dict[str, Any]]:
-    """Per topic: rows pending and failed, and the age of the oldest of each."""
-    by_topic: dict[str, dict[str, Any]] = {}
-    for topic, status, count, oldest in await _rows(pool, OUTBOX_BY_TOPIC):
-        row = by_topic.setdefault(topic, {"topic": topic, "pending": 0, "failed": 0, "oldestPendingAgeS": None})
-        row[status.lower()] = int(count)
-        if status == "PENDING" and oldest is not None:
-            row["oldestPendingAgeS"] = round((now - oldest.replace(tzinfo=UTC)).total_seconds(), 1)
-    return list(by_topic.values())
-
-
-async def failed_outbox(pool: aiomysql.Pool) -> list[dict[str, Any]]:
-    """Rows the relay gave up on (e.g. over the broker's size limit), with their last error."""
-    return [
-        {"id": row_id, "topic": topic, "key": key, "eventType": event_type, "attempts": tries, "lastError": error}
-        for row_id, topic, key, event_type, tries, error in await _rows(pool, FAILED_OUTBOX)
-    ]
-
-
-async def retry_failed_outbox(pool: aiomysql.Pool, row_ids: list[int]) -> int:
-    """Put failed rows back to PENDING for the relay; return how many were still FAILED."""
-    done = 0
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        for row_id in row_ids:
-            done += await cur.execute(RETRY_OUTBOX, (row_id,))
-    return done
 
 
 async def requeue_candidates(

@@ -11,9 +11,6 @@ import aiomysql
 from adapters.db import mariadb
 from core.dsn import DbDsn
 
-# Still the leader, and is anything pending? One read on the lock's own connection.
-PROBE = "SELECT IS_USED_LOCK(%s) = CONNECTION_ID(), EXISTS(SELECT 1 FROM outbox WHERE status = 'PENDING')"
-
 
 class LeaderLock:
     """A named server-wide lock, held (or not) by this process."""
@@ -34,11 +31,12 @@ class LeaderLock:
         self.held = got == 1
         return self.held
 
-    async def outbox_pending(self) -> bool:
-        """Whether outbox rows are pending; raise when the lock is no longer this process's."""
+    async def still_held_and(self, condition: str) -> bool:
+        """Whether `condition` (an SQL boolean) holds, read on the lock's own connection in the same
+        round trip as the check that the lock is still this process's; raise when it is not."""
         assert self._conn is not None
         async with self._conn.cursor() as cur:
-            await cur.execute(PROBE, (self.name,))
+            await cur.execute(f"SELECT IS_USED_LOCK(%s) = CONNECTION_ID(), {condition}", (self.name,))
             mine, pending = await cur.fetchone()
         if mine != 1:
             raise RuntimeError("relay lost the leader lock")

@@ -1,4 +1,5 @@
-"""The outbox table as the relay uses it: claim a batch, mark what became of it, lag, retention."""
+"""The outbox table, the one home of its SQL: the rows a transaction adds, the relay's claim and marks,
+what is unpublished (the relay's lag, /metrics, the admin CLI), the operator's retry, retention."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from typing import Any
 
 import aiomysql
 
-from adapters.db.statements import Statements
+from adapters.db.repositories import Repository, db_time
+from adapters.db.statements import Statements, Table
+from core.events import Envelope
+
+OUTBOX = Table("outbox", ("event_id", "topic", "message_key", "event_type", "payload", "created_at"))
 
 CLAIM = (
     "SELECT id, event_id, topic, message_key, payload, created_at FROM outbox"
@@ -19,8 +24,38 @@ MARK_PUBLISHED = "UPDATE outbox SET status = 'PUBLISHED', published_at = %s, att
 MARK_FAILED = "UPDATE outbox SET status = 'FAILED', attempts = attempts + 1, last_error = %s WHERE id = %s"
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id IN ({})"
 RETENTION_BATCH = 1000
-LAG = "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'PENDING'"
+UNPUBLISHED = (
+    "SELECT topic, status, COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('PENDING', 'FAILED')"
+    " GROUP BY topic, status ORDER BY topic, status"
+)
+# Appended to another read (the relay's leader probe): is anything pending?
+ANY_PENDING = "EXISTS(SELECT 1 FROM outbox WHERE status = 'PENDING')"
+KEYED = (
+    "SELECT event_id, topic, event_type, status, created_at, published_at, attempts, last_error FROM outbox"
+    " WHERE message_key = %s ORDER BY id"
+)
+FAILED = "SELECT id, topic, message_key, event_type, attempts, last_error FROM outbox WHERE status = 'FAILED'"
+RETRY = "UPDATE outbox SET status = 'PENDING', last_error = NULL WHERE status = 'FAILED' AND id = %s"
 DELETE_OLD = "DELETE FROM outbox WHERE status = 'PUBLISHED' AND published_at < %s ORDER BY id LIMIT %s"
+
+
+class MariaDbOutbox(Repository):
+    """The outbox rows a transaction adds (the core's Outbox port), beside the state they announce."""
+
+    async def add(self, envelope: Envelope) -> None:
+        self._tx.insert(
+            OUTBOX,
+            [
+                (
+                    envelope.event_id,
+                    envelope.topic,
+                    envelope.key,
+                    envelope.event_type,
+                    envelope.to_bytes().decode(),
+                    db_time(envelope.occurred_at),
+                )
+            ],
+        )
 
 
 async def claim(tx: Statements, limit: int) -> list[Any]:
@@ -46,13 +81,68 @@ def mark(
         tx.write(COUNT_ATTEMPT.format(", ".join(["%s"] * len(retry))), ((error or "")[:1000], *retry))
 
 
-async def outbox_lag(pool: aiomysql.Pool) -> tuple[int, float]:
-    """Return (unpublished rows, age in seconds of the oldest one)."""
+async def _rows(pool: aiomysql.Pool, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(LAG)
-        count, oldest = await cur.fetchone()
-    age = 0.0 if oldest is None else (datetime.now(UTC) - oldest.replace(tzinfo=UTC)).total_seconds()
-    return int(count), round(max(age, 0.0), 3)
+        await cur.execute(sql, args)
+        return list(await cur.fetchall())
+
+
+async def unpublished(pool: aiomysql.Pool) -> list[tuple[str, str, int, datetime | None]]:
+    """(topic, status, rows, oldest created_at) of the rows pending and failed: one read, three views below."""
+    return [(topic, status, int(n), oldest) for topic, status, n, oldest in await _rows(pool, UNPUBLISHED)]
+
+
+def _age_s(oldest: datetime | None, now: datetime) -> float:
+    return 0.0 if oldest is None else max((now - oldest.replace(tzinfo=UTC)).total_seconds(), 0.0)
+
+
+async def outbox_lag(pool: aiomysql.Pool) -> tuple[int, float]:
+    """The relay's view: (pending rows, age in seconds of the oldest one)."""
+    pending = [(n, oldest) for _, status, n, oldest in await unpublished(pool) if status == "PENDING"]
+    oldest = min((o for _, o in pending if o is not None), default=None)
+    return sum(n for n, _ in pending), round(_age_s(oldest, datetime.now(UTC)), 3)
+
+
+async def outbox_state(pool: aiomysql.Pool) -> dict[str, tuple[int, datetime | None]]:
+    """/metrics' view: {status: (rows, oldest created_at)} for PENDING and FAILED."""
+    state: dict[str, tuple[int, datetime | None]] = {}
+    for _, status, n, oldest in await unpublished(pool):
+        count, first = state.get(status, (0, None))
+        state[status] = (count + n, oldest if first is None or (oldest is not None and oldest < first) else first)
+    return state
+
+
+async def outbox_by_topic(pool: aiomysql.Pool, *, now: datetime) -> list[dict[str, Any]]:
+    """The admin CLI's view: per topic, rows pending and failed, and the age of the oldest pending."""
+    by_topic: dict[str, dict[str, Any]] = {}
+    for topic, status, count, oldest in await unpublished(pool):
+        row = by_topic.setdefault(topic, {"topic": topic, "pending": 0, "failed": 0, "oldestPendingAgeS": None})
+        row[status.lower()] = count
+        if status == "PENDING" and oldest is not None:
+            row["oldestPendingAgeS"] = round((now - oldest.replace(tzinfo=UTC)).total_seconds(), 1)
+    return list(by_topic.values())
+
+
+async def keyed(pool: aiomysql.Pool, key: str) -> list[tuple[Any, ...]]:
+    """Every row under a message key (an image's id, a reference's), oldest first."""
+    return await _rows(pool, KEYED, key)
+
+
+async def failed_rows(pool: aiomysql.Pool) -> list[dict[str, Any]]:
+    """Rows the relay gave up on (e.g. over the broker's size limit), with their last error."""
+    return [
+        {"id": row_id, "topic": topic, "key": key, "eventType": event_type, "attempts": tries, "lastError": error}
+        for row_id, topic, key, event_type, tries, error in await _rows(pool, FAILED)
+    ]
+
+
+async def retry_failed(pool: aiomysql.Pool, row_ids: list[int]) -> int:
+    """Put failed rows back to PENDING for the relay; return how many were still FAILED."""
+    done = 0
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        for row_id in row_ids:
+            done += await cur.execute(RETRY, (row_id,))
+    return done
 
 
 async def delete_published(pool: aiomysql.Pool, *, older_than: timedelta) -> int:

@@ -1,4 +1,4 @@
-"""Read models: what `GET /api/v1/images/{id}` and `/metrics` show. Plain reads, no transaction."""
+"""Read models: what `GET /api/v1/images/{id}` and `/metrics` show (the outbox's: outbox_table.py). Plain reads."""
 
 from __future__ import annotations
 
@@ -22,9 +22,6 @@ IMAGE_DETAILS = (
     " FROM images i LEFT JOIN storage_objects s ON s.image_id = i.image_id WHERE i.image_id = %s"
 )
 STATUS_COUNTS = "SELECT status, COUNT(*) FROM images GROUP BY status"
-OUTBOX_LAG = (
-    "SELECT status, COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('PENDING', 'FAILED') GROUP BY status"
-)
 
 
 async def image_details(pool: aiomysql.Pool, image_id: str) -> dict[str, Any] | None:
@@ -60,10 +57,3 @@ async def status_counts(pool: aiomysql.Pool) -> dict[str, int]:
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute(STATUS_COUNTS)
         return {status: int(n) for status, n in await cur.fetchall()}
-
-
-async def outbox_state(pool: aiomysql.Pool) -> dict[str, tuple[int, Any]]:
-    """Return {status: (rows, oldest created_at)} for unpublished and failed outbox rows."""
-    async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(OUTBOX_LAG)
-        return {status: (int(n), oldest) for status, n, oldest in await cur.fetchall()}

@@ -1,37 +1,18 @@
-"""The outbox, consumer dedupe and idempotency answers of one transaction (the images' are in repositories.py)."""
+"""The repositories of one transaction: consumer dedupe and idempotency answers here, images' in
+repositories.py, the outbox's in outbox_table.py."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from adapters.db.outbox_table import MariaDbOutbox
 from adapters.db.quotas import MariaDbQuotas
 from adapters.db.repositories import MariaDbImages, Repository, db_time
 from adapters.db.statements import Statements, Table
-from core.events import Envelope
 from core.idempotency import IdempotentRequest, StoredAnswer
 
-OUTBOX = Table("outbox", ("event_id", "topic", "message_key", "event_type", "payload", "created_at"))
 SELECT_PROCESSED = "SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s"
 PROCESSED_EVENTS = Table("processed_events", ("consumer", "event_id", "processed_at", "outcome", "detail"))
-
-
-class MariaDbOutbox(Repository):
-    """Outbox writer sharing the transaction's connection."""
-
-    async def add(self, envelope: Envelope) -> None:
-        self._tx.insert(
-            OUTBOX,
-            [
-                (
-                    envelope.event_id,
-                    envelope.topic,
-                    envelope.key,
-                    envelope.event_type,
-                    envelope.to_bytes().decode(),
-                    db_time(envelope.occurred_at),
-                )
-            ],
-        )
 
 
 class MariaDbProcessedEvents(Repository):
