@@ -18,7 +18,7 @@ run: install
 	$(PY) scripts/devstack.py db
 	$(PY) scripts/devstack.py schema
 	$(PY) scripts/devstack.py jq
-	@echo "API: http://$${IMAGES_API_HOST:-127.0.0.1}:$${IMAGES_API_PORT:-8080}/  (health: /actuator/health)"
+	@# Procfile's `ready` prints where the API is once the api, a worker and the relay are all up.
 	@# honcho pipes the processes' output (not a terminal: JSON by default); a person reads these lines.
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" IMAGES_LOG_FORMAT="$${IMAGES_LOG_FORMAT:-console}" exec $(VENV)/bin/honcho -f Procfile start
 

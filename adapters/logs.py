@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -57,6 +58,7 @@ def configure_logging(settings: Settings, *, process: str, stream: TextIO | None
             ],
         )
     )
+    handler.addFilter(_quiet_service_lifecycle)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -64,6 +66,21 @@ def configure_logging(settings: Settings, *, process: str, stream: TextIO | None
     # found the credentials and the endpoint, at every client it makes (the admin commands' too).
     for chatty in ("aiohttp.access", "botocore", "aiobotocore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+# mode's services (Faust's parts, and ours built on them) log each step of starting and stopping at
+# INFO: ~25 lines per worker start and as many per stop, which buried what a person needs to see.
+# Kept: "Worker ready" (the tests and benchmarks wait for it), joins, assignments, every warning.
+_LIFECYCLE = re.compile(
+    r"^\[\^-*.+?\]: (Starting|Stopping|Waiting for|Gathering|Closing event loop|Creating topic|Topic )"
+)
+
+
+def _quiet_service_lifecycle(record: logging.LogRecord) -> bool:
+    """Drop an INFO line of a service starting or stopping; keep everything else (DEBUG keeps all)."""
+    if record.levelno != logging.INFO or logging.getLogger().level <= logging.DEBUG:
+        return True
+    return not (isinstance(record.msg, str) and _LIFECYCLE.match(record.getMessage()))
 
 
 class _NamedLoggerFactory:

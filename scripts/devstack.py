@@ -10,6 +10,9 @@
 `python scripts/devstack.py nginx`   the same for nginx alone (`make run-fleet`); `jq` for jq alone (`make run`).
 `python scripts/devstack.py reset`   drops IMAGES_DB_DSN's database and applies schema.sql to a new one
                                      (`make reset`: a clean slate for `make run`).
+`python scripts/devstack.py ready`   `make run`'s last process: prints where the API is once the api
+                                     answers healthy, a worker holds partitions and the relay holds
+                                     its lock (read off their /metrics), then waits to be stopped.
 `python scripts/devstack.py s3`      runs moto's S3 server in the foreground at AWS_ENDPOINT_URL and
                                      creates IMAGES_STORAGE_URL's bucket with compose's policy
                                      (`make run` on object storage; docs/storage.md).
@@ -184,6 +187,55 @@ def wait_listening(host: str, port: int, *, timeout_s: float, process: subproces
     return False
 
 
+def _metric(url: str, name: str) -> float | None:
+    """A metric's value off a Prometheus page; None while it does not answer or has no such sample."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as page:
+            text = page.read().decode()
+    except OSError:
+        return None
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else None
+
+
+def ready(settings: Settings, timeout_s: float = 120) -> None:
+    """Wait until the api, a worker and the relay are all up; say where the API is; wait for SIGTERM."""
+    import urllib.request
+
+    host, api = settings.api_host, f"http://{settings.api_host}:{settings.api_port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{api}/actuator/health", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    waiting = {
+        "the api (healthy)": healthy,
+        "a worker (holding partitions)": lambda: (
+            (_metric(f"http://{host}:{settings.worker_metrics_port}/metrics", "worker_assigned_partitions") or 0) > 0
+        ),
+        "the relay (active)": lambda: (
+            _metric(f"http://{host}:{settings.relay_metrics_port}/metrics", "outbox_relay_active") == 1
+        ),
+    }
+    deadline = time.monotonic() + timeout_s
+    while waiting and time.monotonic() < deadline:
+        waiting = {what: check for what, check in waiting.items() if not check()}
+        time.sleep(0.5)
+    if waiting:
+        print(f"not ready after {timeout_s:g} s: still waiting for {', '.join(waiting)}", flush=True)
+    else:
+        print(f"ready: API at {api}/ (Swagger UI at /docs, health at /actuator/health)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    while True:  # honcho stops every process once one exits: this one stays until it is stopped
+        signal.pause()
+
+
 def main() -> None:
     settings = Settings.from_env(os.environ)
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -202,6 +254,8 @@ def main() -> None:
         reset(settings.db_dsn)
     elif what == "broker":
         broker(settings.kafka_bootstrap)
+    elif what == "ready":
+        ready(settings)
     elif what == "s3":
         s3_server(settings)
     else:

@@ -3,8 +3,9 @@
 nginx (Debian's package) with compose/nginx.conf in front of 3 api replicas, 2 conversion workers
 and 2 relays, on MariaDB, a tansu broker and moto's S3 server. Every api and worker has a scratch
 directory of its own and nothing else on disk: the replicas share only MariaDB, the broker and the
-bucket, as they would across hosts. Logs are prefixed and interleaved; Ctrl-C or SIGTERM stops all
-(nginx and the replicas first, the services last).
+bucket, as they would across hosts. The replicas and nginx run under honcho (as `make run`'s
+processes do), their logs prefixed and interleaved; the broker and the S3 server are started
+before them and stopped after them, logging to var/fleet/*.log. Ctrl-C or SIGTERM stops all.
 
 The test of the fleet (tests/e2e/test_fleet.py) starts the same members and nginx files on ports
 of its own, against the session's services.
@@ -15,14 +16,16 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
+import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from honcho.manager import Manager
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -144,43 +147,25 @@ def _unprivileged() -> pwd.struct_passwd:
     raise RuntimeError("no unprivileged user (www-data or nobody) for nginx's workers")
 
 
-class Supervisor:
-    """Starts processes with their output prefixed on ours; stops them, last started first."""
-
-    def __init__(self) -> None:
-        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self._width = 10
-
-    def start(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        # A session of its own: Ctrl-C reaches the supervisor alone, which stops the members in
-        # order (replicas while the broker and the store still answer, then those).
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=dict(env or os.environ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+def _service(name: str, command: list[str], env: Mapping[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    """Start a service the replicas need, in a session of its own: Ctrl-C reaches honcho, which
+    stops the replicas while the broker and the store still answer; these stop after them."""
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self.running.append((name, process))
-        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
-        return process
 
-    def _relay(self, name: str, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(f"{name:<{self._width}} | {line.decode(errors='replace')}")
-            sys.stdout.flush()
-        sys.stdout.write(f"{name:<{self._width}} | exited with code {process.wait()}\n")
 
-    def stop(self) -> None:
-        for _, process in reversed(self.running):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _wait_port(port: int, what: str, timeout_s: float = 60) -> None:
@@ -200,38 +185,45 @@ def main() -> None:
     env |= fleet_settings(s3_endpoint=endpoint, nginx_port=PORTS["nginx"], secret_file=secret)
     env["IMAGES_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{PORTS['broker']}"
     api_ports = [PORTS["api"] + n for n in range(API_REPLICAS)]
+    worker_metrics = [PORTS["worker_metrics"] + n for n in range(WORKERS)]
+    relay_metrics = [PORTS["relay_metrics"] + n for n in range(RELAYS)]
+    metrics_ports = [*worker_metrics, *relay_metrics]  # each worker and relay serves its metrics once started
     fleet = members(
-        api_ports=api_ports,
-        worker_metrics=[PORTS["worker_metrics"] + n for n in range(WORKERS)],
-        relay_metrics=[PORTS["relay_metrics"] + n for n in range(RELAYS)],
-        scratch=var / "scratch",
+        api_ports=api_ports, worker_metrics=worker_metrics, relay_metrics=relay_metrics, scratch=var / "scratch"
     )
-    supervisor = Supervisor()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or SIGTERM: the members stop in order
-        signal.signal(signum, lambda *_: stop.set())
+    services: list[subprocess.Popen[bytes]] = []
     try:
-        supervisor.start("broker", [sys.executable, "scripts/devstack.py", "broker"], env)
-        supervisor.start("s3", moto_command(PORTS["s3"]), env)
+        services.append(_service("broker", [sys.executable, "scripts/devstack.py", "broker"], env, var))
+        services.append(_service("s3", moto_command(PORTS["s3"]), env, var))
         _wait_port(PORTS["s3"], "moto's S3 server")
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         create_bucket(endpoint, BUCKET)
         _wait_port(PORTS["broker"], "the broker")
+        manager = Manager()
         for member in fleet:
-            supervisor.start(member.name, [sys.executable, "-m", *member.args], env | member.env)
+            command = shlex.join([sys.executable, "-m", *member.args])
+            manager.add_process(member.name, f"exec {command}", env=env | member.env, cwd=str(ROOT))
         main_conf = nginx_files(var / "nginx", listen_port=PORTS["nginx"], api_ports=api_ports, s3_port=PORTS["s3"])
-        supervisor.start("nginx", nginx_command(main_conf), env)
-        print(
-            f"fleet: http://127.0.0.1:{PORTS['nginx']}/ (nginx) -> api {api_ports}; images at /images/ "
-            f"from s3://{BUCKET} ({endpoint}); {WORKERS} workers, {RELAYS} relays. Ctrl-C stops all.\n"
-            f"fleet: tokens required; make one with IMAGES_AUTH=jwt IMAGES_AUTH_ISSUER={ISSUER} "
+        manager.add_process("nginx", f"exec {shlex.join(nginx_command(main_conf))}", env=env, cwd=str(ROOT))
+        ready = f"fleet: http://127.0.0.1:{PORTS['nginx']}/ (nginx) -> api {api_ports}; images at /images/ " + (
+            f"from s3://{BUCKET} ({endpoint}); {WORKERS} workers, {RELAYS} relays; broker and S3 logs in {var}. "
+            f"Ctrl-C stops all.\nfleet: tokens required; make one with IMAGES_AUTH=jwt IMAGES_AUTH_ISSUER={ISSUER} "
             f"IMAGES_AUTH_AUDIENCE={AUDIENCE} IMAGES_AUTH_HS256_SECRET_FILE={secret} "
-            ".venv/bin/python -m workers token me --scope 'images:upload images:read images:confirm'",
-            flush=True,
+            ".venv/bin/python -m workers token me --scope 'images:upload images:read images:confirm'"
         )
-        stop.wait()
+        listening = [*api_ports, *metrics_ports, PORTS["nginx"]]
+        threading.Thread(target=_say_when_ready, args=(listening, ready), daemon=True).start()
+        manager.loop()  # until Ctrl-C, SIGTERM or a member exits: then honcho stops the others
     finally:
-        supervisor.stop()
+        _stop(services)
+    sys.exit(manager.returncode)
+
+
+def _say_when_ready(ports: list[int], message: str) -> None:
+    """Print where the fleet is once every replica and nginx accept connections (not before: an early
+    request would find nginx marking replicas down)."""
+    if all(wait_listening("127.0.0.1", port, timeout_s=120) for port in ports):
+        print(message, flush=True)
 
 
 if __name__ == "__main__":

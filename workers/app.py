@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import faust
 import prometheus_client
@@ -105,6 +106,15 @@ def create_app(settings: Settings) -> faust.App:
             await runtime.stop()
 
     _add_agents(app, runtime, settings)
+
+    @app.on_partitions_revoked.connect
+    async def revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        metrics.ASSIGNED.set(0)
+
+    @app.on_partitions_assigned.connect
+    async def assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        metrics.ASSIGNED.set(len(assigned))  # the full assignment: > 0 once this worker takes work
+
     if settings.worker_metrics_port:
 
         async def measure() -> None:

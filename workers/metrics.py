@@ -25,3 +25,7 @@ CONSUMER_LAG = Gauge(
     "Messages on an assigned partition not yet committed by this worker (end offset minus committed)",
     ["topic", "partition"],
 )
+ASSIGNED = Gauge(
+    "worker_assigned_partitions",
+    "Partitions this worker holds after its group's last rebalance (0 until it has joined, and while rebalancing)",
+)

@@ -61,3 +61,27 @@ def test_console_lines_are_for_people(stdout: io.TextIOWrapper) -> None:
     text = written(stdout)
     assert "not_shown" not in text
     assert "slow_conversion" in text and "[workers]" in text and "ms=900" in text and "process=workers" in text
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_service_start_and_stop_steps_are_dropped_below_debug(stdout: io.TextIOWrapper, level: str) -> None:
+    configure_logging(replace(Settings(), log_format="json", log_level=level), process="workers", stream=stdout)
+    faust = logging.getLogger("faust.transport.conductor")
+    faust.info("[^---Conductor]: Starting...")
+    faust.info("[^--Producer]: Creating topic %r", "image-workers-__assignor-__leader")
+    logging.getLogger("mode.supervisors").info("[^----OneForOneSupervisor: (4@0x7f)]: Stopping...")
+    logging.getLogger("faust.tables.recovery").info("[^---Recovery]: Worker ready")
+    logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group 'image-workers' (generation 0)")
+    faust.warning("[^---Conductor]: Stopping... took too long")
+    events = [json.loads(line)["event"] for line in written(stdout).splitlines()]
+    kept = ["[^---Recovery]: Worker ready", "Joined group 'image-workers' (generation 0)"]
+    dropped = [
+        "[^---Conductor]: Starting...",
+        "[^--Producer]: Creating topic 'image-workers-__assignor-__leader'",
+        "[^----OneForOneSupervisor: (4@0x7f)]: Stopping...",
+    ]
+    warning = "[^---Conductor]: Stopping... took too long"
+    if level == "INFO":
+        assert events == [*kept, warning]
+    else:  # DEBUG keeps every line, in order
+        assert events == [*dropped, *kept, warning]
