@@ -35,7 +35,7 @@ run-fleet: install
 	$(PY) scripts/devstack.py db
 	$(PY) scripts/devstack.py schema
 	$(PY) scripts/devstack.py nginx
-	exec $(PY) scripts/fleet.py
+	IMAGES_LOG_FORMAT="$${IMAGES_LOG_FORMAT:-console}" exec $(PY) scripts/fleet.py
 
 test: install
 	$(PY) scripts/devstack.py db
