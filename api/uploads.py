@@ -106,7 +106,7 @@ async def _upload_read(request: web.Request, body: _Body, parts: _Form, who: aut
         raise
     uploader = auth.uploader_of(who, fields.get("uploaderId"))  # with a token: its subject
     form = UploadForm(uploader, fields.get("category"), single, multi, sync=sync)
-    meaning = [b"sync" if sync else b"async", (form.category or "").encode(), b"files" if multi else b"file"]
+    meaning = [b"sync" if sync else b"async", (form.reference_type or "").encode(), b"files" if multi else b"file"]
     meaning += [part for f in form.files for part in ((f.file_name or "").encode(), _fingerprint_of(f))]
     keyed = await idempotent.keyed(request, idempotency.UPLOAD, form.uploader_id or "", meaning)
 

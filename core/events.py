@@ -170,7 +170,7 @@ def image_uploaded(
     event_id: str,
     at: datetime,
     image_id: str,
-    category: str,
+    reference_type: str,
     uploader_id: str,
     origin_key: str | None,
     origin_format: str,
@@ -180,7 +180,7 @@ def image_uploaded(
     """Build IMAGE_UPLOADED (internal, `image-uploaded`): what a worker needs to convert the stored original."""
     payload: dict[str, Any] = {
         "imageId": image_id,
-        "category": category,
+        "category": reference_type,
         "uploaderId": uploader_id,
         "originKey": origin_key,
         "originFormat": origin_format,

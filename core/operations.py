@@ -90,7 +90,7 @@ async def requeue(
         image, change = requeued(image, at=now, by=OPERATOR, reason=f"requeued: {reason}")
         original = upload_rules.StoredOriginal(
             image_id=image_id,
-            category=image.reference_type,
+            reference_type=image.reference_type,
             uploader_id=image.uploader_id or "",
             origin_key=origin,
             origin_format=storage.origin_format,

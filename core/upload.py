@@ -65,7 +65,7 @@ class UploadForm:
     """What a client sent: the fields and the files of each multipart field (`file`, `files`)."""
 
     uploader_id: str | None
-    category: str | None
+    reference_type: str | None  # the form's `category` field
     single: Sequence[IncomingFile] = ()  # the `file` parts
     multi: Sequence[IncomingFile] = ()  # the `files` parts
     sync: bool = False
@@ -99,7 +99,7 @@ class Checked:
 
 
 def check_form(form: UploadForm, references: ReferenceData) -> tuple[str, ReferenceRule]:
-    """Apply the form's rules, in the contract's order; return (uploaderId, the category's rule).
+    """Apply the form's rules, in the contract's order; return (uploaderId, the reference type's rule).
 
     The file counts come first: several `files` for a single-image type are refused as such
     even before the other fields are read.
@@ -108,11 +108,11 @@ def check_form(form: UploadForm, references: ReferenceData) -> tuple[str, Refere
         raise errors.ValidationError("send either `file` or `files`, not both")
     if len(form.single) > 1:
         raise errors.ValidationError("`file` takes one file; use `files` for several")
-    known = references.rule_for(form.category or "")
+    known = references.rule_for(form.reference_type or "")
     if len(form.multi) > 1 and known is not None and not known.allows_multiple:
         raise errors.NotAllowedMultipleImages(f"{known.code} takes one image")
     uploader = upload_rules.require_uploader(form.uploader_id)
-    rule = upload_rules.require_category(form.category, references)
+    rule = upload_rules.require_reference_type(form.reference_type, references)
     if not form.files:
         raise errors.ValidationError("no file")
     return uploader, rule
@@ -227,13 +227,13 @@ async def _store_originals(
 
 
 def _original(
-    checked: Checked, image_id: str, uploader: str, category: str, now: datetime
+    checked: Checked, image_id: str, uploader: str, reference_type: str, now: datetime
 ) -> upload_rules.StoredOriginal:
     return upload_rules.StoredOriginal(
         image_id=image_id,
-        category=category,
+        reference_type=reference_type,
         uploader_id=uploader,
-        origin_key=upload_rules.original_key(category, now, image_id, checked.format),
+        origin_key=upload_rules.original_key(reference_type, now, image_id, checked.format),
         origin_format=checked.format,
         origin_size=checked.file.size,
         width=checked.width,
@@ -253,11 +253,12 @@ async def _convert_all(
     converter = ports.converter
     assert converter is not None, "a sync upload needs a converter"
     stems = [
-        upload_rules.image_key(o.category, now, o.image_id, upload_rules.WEBP).removesuffix(".webp") for o in originals
+        upload_rules.image_key(o.reference_type, now, o.image_id, upload_rules.WEBP).removesuffix(".webp")
+        for o in originals
     ]
     results = await asyncio.gather(
         *(
-            converter.convert(c.file.content, stem, settings.variant_widths.for_type(o.category))
+            converter.convert(c.file.content, stem, settings.variant_widths.for_type(o.reference_type))
             for c, o, stem in zip(checked, originals, stems, strict=True)
         ),
         return_exceptions=True,

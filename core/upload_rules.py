@@ -29,8 +29,8 @@ def require_uploader(raw: str | None) -> str:
     return fields.require_fits("uploaderId", raw.strip(), fields.UPLOADER_ID)
 
 
-def require_category(raw: str | None, data: ReferenceData) -> ReferenceRule:
-    """Return the reference rule of `category` (case-insensitive); raise REFERENCE_TYPE_NOT_FOUND."""
+def require_reference_type(raw: str | None, data: ReferenceData) -> ReferenceRule:
+    """Return the rule of the form's `category` (a reference type, any case); raise REFERENCE_TYPE_NOT_FOUND."""
     known = ", ".join(sorted(data.rules))
     if raw is None or not raw.strip():
         raise errors.ReferenceTypeNotFound(f"category is required: one of {known}")
@@ -68,15 +68,15 @@ def file_suffix(format_code: str) -> str:
     return "jpg" if format_code == "JPEG" else format_code.lower()
 
 
-def image_key(category: str, at: datetime, image_id: str, format_code: str) -> str:
+def image_key(reference_type: str, at: datetime, image_id: str, format_code: str) -> str:
     """Return the storage key `{CATEGORY}/{YYYY}/{MM}/{DD}/{uuid}.{ext}` (UTC date, guide 6.5)."""
     day = at.astimezone(UTC)
-    return f"{category}/{day:%Y/%m/%d}/{image_id}.{file_suffix(format_code)}"
+    return f"{reference_type}/{day:%Y/%m/%d}/{image_id}.{file_suffix(format_code)}"
 
 
-def original_key(category: str, at: datetime, image_id: str, format_code: str) -> str:
+def original_key(reference_type: str, at: datetime, image_id: str, format_code: str) -> str:
     """Return where the uploaded original is kept until conversion succeeds."""
-    return f"{ORIGINALS_DIR}/{image_key(category, at, image_id, format_code)}"
+    return f"{ORIGINALS_DIR}/{image_key(reference_type, at, image_id, format_code)}"
 
 
 # What a stored file is served as, by its suffix (Python 3.11's mimetypes knows neither webp nor
@@ -111,7 +111,7 @@ class StoredOriginal:
     """An accepted upload whose original is durably on disk, ready to be recorded."""
 
     image_id: str
-    category: str
+    reference_type: str
     uploader_id: str
     origin_key: str | None  # None: a sync upload whose original was not kept
     origin_format: str
@@ -131,11 +131,11 @@ def new_image(original: StoredOriginal, *, base_url: str, at: datetime, status: 
     That is the WebP for images and the file itself for MP4/MOV/SVG (known from the sniffed bytes),
     so the URL given at upload is final; only a WebP encoding failure corrects it later (CONTRACT 2.1).
     """
-    key = image_key(original.category, at, original.image_id, stored_format(original.origin_format))
+    key = image_key(original.reference_type, at, original.image_id, stored_format(original.origin_format))
     return Image(
         image_id=original.image_id,
         status=status,
-        reference_type=original.category,
+        reference_type=original.reference_type,
         image_url=image_url(base_url, key),
         uploader_id=original.uploader_id,
         created_at=at,
@@ -149,7 +149,7 @@ def uploaded_event(original: StoredOriginal, image: Image, *, event_id: str) -> 
         event_id=event_id,
         at=image.created_at,
         image_id=original.image_id,
-        category=original.category,
+        reference_type=original.reference_type,
         uploader_id=original.uploader_id,
         origin_key=original.origin_key,
         origin_format=original.origin_format,

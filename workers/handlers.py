@@ -96,7 +96,7 @@ class Uploaded:
     event_id: str
     image_id: str
     origin_key: str
-    category: str
+    reference_type: str  # the payload's `category`
     created: datetime
 
     @classmethod
@@ -190,9 +190,11 @@ async def _outcome(res: Resources, msg: Uploaded, attempt: int) -> tuple[Convers
     if attempt > res.settings.convert_max_attempts:
         reason = f"conversion abandoned: {attempt - 1} attempts never finished (the worker stopped each time)"
         return Conversion.failed(reason), {}
-    stem = upload_rules.image_key(msg.category, msg.created, msg.image_id, upload_rules.WEBP).removesuffix(".webp")
+    stem = upload_rules.image_key(msg.reference_type, msg.created, msg.image_id, upload_rules.WEBP).removesuffix(
+        ".webp"
+    )
     with metrics.CONVERSION_SECONDS.time():
-        return await _convert(res, msg.origin_key, stem, res.settings.variant_widths.for_type(msg.category))
+        return await _convert(res, msg.origin_key, stem, res.settings.variant_widths.for_type(msg.reference_type))
 
 
 async def _convert(

@@ -58,7 +58,7 @@ def original(image_id: str | None = None) -> upload_rules.StoredOriginal:
     image_id = image_id or str(uuid.uuid4())
     return upload_rules.StoredOriginal(
         image_id=image_id,
-        category="POST",
+        reference_type="POST",
         uploader_id="u",
         origin_key=f"POST/2025/01/20/{image_id}.jpg",
         origin_format="jpg",

@@ -124,8 +124,8 @@ async def test_an_svg_over_its_own_limit_is_too_large_below_the_per_file_limit()
         (UploadForm(None, "PROFILE", multi=files("a.jpg", "b.jpg")), "NOT_ALLOWED_MULTIPLE_IMAGES"),  # counts first
         (replace(FORM, uploader_id="  "), "VALIDATION_ERROR"),
         (replace(FORM, uploader_id="u" * 256), "VALIDATION_ERROR"),
-        (replace(FORM, category=None), "REFERENCE_TYPE_NOT_FOUND"),
-        (replace(FORM, category="NOPE"), "REFERENCE_TYPE_NOT_FOUND"),
+        (replace(FORM, reference_type=None), "REFERENCE_TYPE_NOT_FOUND"),
+        (replace(FORM, reference_type="NOPE"), "REFERENCE_TYPE_NOT_FOUND"),
         (replace(FORM, single=()), "VALIDATION_ERROR"),  # no file
         (replace(FORM, single=files("photo")), "FILE_EXTENSION_NOT_FOUND"),
         (replace(FORM, single=files("a.php.jpg")), "INVALID_FILE_EXTENSION"),
@@ -191,7 +191,7 @@ async def test_an_upload_command_keeps_the_id_it_names() -> None:
 async def test_a_sync_upload_converts_first_and_keeps_no_original() -> None:
     at = ports()
     settings = replace(SETTINGS, variant_widths=parse_widths("PROFILE=16,256"))
-    (image,) = await run(replace(FORM, category="PROFILE", sync=True), at, settings=settings)
+    (image,) = await run(replace(FORM, reference_type="PROFILE", sync=True), at, settings=settings)
     assert image.status is ImageStatus.READY and image.image_url == "http://img/PROFILE/2025/01/20/id-0.webp"
     assert at.converter.widths == [(16, 256)]  # type: ignore[union-attr]  # the type's widths
     assert sorted(at.store.files) == [  # type: ignore[attr-defined]  # the WebP and its variant, no original

@@ -45,11 +45,11 @@ def test_missing_or_unknown_category_is_reference_type_not_found(raw: str | None
     with pytest.raises(
         errors.ReferenceTypeNotFound, match="one of BANNER, CATEGORY, POST, PRODUCT, PROFILE, USER_BACKGROUND"
     ):
-        upload_rules.require_category(raw, DATA)
+        upload_rules.require_reference_type(raw, DATA)
 
 
 def test_category_is_upper_cased() -> None:
-    assert upload_rules.require_category(" user_background ", DATA).code == "USER_BACKGROUND"
+    assert upload_rules.require_reference_type(" user_background ", DATA).code == "USER_BACKGROUND"
 
 
 def test_storage_key_uses_the_utc_date() -> None:
@@ -75,7 +75,7 @@ def test_a_text_field_longer_than_its_column_is_a_validation_error() -> None:
     with pytest.raises(errors.ValidationError, match="uploaderId"):
         upload_rules.require_uploader("u" * 1_000)
     with pytest.raises(errors.ValidationError, match="category"):
-        upload_rules.require_category("P" * (fields.CATEGORY + 1), DATA)
+        upload_rules.require_reference_type("P" * (fields.CATEGORY + 1), DATA)
     with pytest.raises(errors.ValidationError, match="file name"):
         upload_rules.extension_of("a" * fields.FILE_NAME + ".jpg", DATA)
 
