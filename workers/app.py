@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> faust.App:
     runtime = Runtime(settings)
 
     @app.service
-    class Resources(Service):  # started and stopped with the worker
+    class RuntimeService(Service):  # the runtime, started and stopped with the worker
         async def on_start(self) -> None:
             await runtime.start()
 
