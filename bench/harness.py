@@ -82,7 +82,7 @@ def bench_environment(name: str, **overrides: Any) -> Iterator[Settings]:
         "?unix_socket=/run/mysqld/mysqld.sock" if Path("/run/mysqld/mysqld.sock").exists() else ""
     )
     server = parse_dsn(os.environ.get("IMAGES_BENCH_DB_DSN", local))
-    dsn = server.with_database(f"images_bench_{name}")
+    dsn = replace(server, database=f"images_bench_{name}")
     asyncio.run(services.drop_database(dsn))
     asyncio.run(mariadb.apply_schema(dsn))
     port = services.free_port()

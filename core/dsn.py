@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 @dataclass(frozen=True)
@@ -27,16 +27,6 @@ class DbDsn:
     database: str
     unix_socket: str | None = None  # `?unix_socket=/run/mysqld/mysqld.sock`: cheaper than TCP on one host
     tls: DbTls | None = None  # from the IMAGES_DB_TLS_* settings, never from the URL
-
-    def with_database(self, database: str) -> DbDsn:
-        """Return the same server with another database name."""
-        return replace(self, database=database)
-
-    def to_url(self) -> str:
-        """Render the DSN back into its `mysql://` form, password included (for child processes)."""
-        auth = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
-        query = f"?unix_socket={quote(self.unix_socket)}" if self.unix_socket else ""
-        return f"mysql://{auth}@{self.host}:{self.port}/{self.database}{query}"
 
     def __str__(self) -> str:
         # Never render the password: settings end up in logs.

@@ -74,6 +74,3 @@ class ReferenceData:
     def rule_for(self, code: str) -> ReferenceRule | None:
         """Return the rule of a reference type code (case-insensitive), or None when unknown."""
         return self.rules.get(code.strip().upper())
-
-
-DEFAULT_REFERENCE_DATA = ReferenceData(rules={r.code: r for r in RULES.values()}, extensions=EXTENSIONS)

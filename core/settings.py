@@ -261,19 +261,6 @@ class Settings:
             )
         return settings
 
-    @staticmethod
-    def documented() -> list[tuple[str, str, str]]:
-        """Return (variable, default, description) for every setting, for docs/settings.md and .env files."""
-        rows = []
-        for f in fields(Settings):
-            default = f.default
-            if isinstance(default, tuple):
-                default = ",".join(default)
-            elif default is None:
-                default = ""
-            rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
-        return rows
-
     @property
     def quota(self) -> QuotaLimits:
         """Return the uploaders' quotas (each 0 = no limit)."""

@@ -87,7 +87,7 @@ def tls_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DbDsn, Pk
     server.install()
     server.start()
     try:
-        yield server.dsn.with_database("images_tls"), pki
+        yield replace(server.dsn, database="images_tls"), pki
     finally:
         server.stop()
 

@@ -19,7 +19,11 @@ from core.idempotency import IdempotentRequest, StoredAnswer
 from core.images import Image, ImageStatus, StatusChange
 from core.ports import SequenceEntry, StorageRecord
 from core.quotas import Usage
+from core.references import EXTENSIONS, RULES, ReferenceData
 from core.variants import Sizes, Variant
+
+# The contract's reference types and extensions, as schema.sql seeds them (the ReferenceCache's data).
+REFERENCE_DATA = ReferenceData(rules={r.code: r for r in RULES.values()}, extensions=EXTENSIONS)
 
 
 @dataclass

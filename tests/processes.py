@@ -11,11 +11,32 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from core.dsn import DbDsn
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def dsn_url(dsn: DbDsn) -> str:
+    """Render a DSN back into its `mysql://` form, password included (for a child process's IMAGES_DB_DSN)."""
+    auth = quote(dsn.user, safe="") + (":" + quote(dsn.password, safe="") if dsn.password else "")
+    query = f"?unix_socket={quote(dsn.unix_socket)}" if dsn.unix_socket else ""
+    return f"mysql://{auth}@{dsn.host}:{dsn.port}/{dsn.database}{query}"
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, description) of every setting, as docs/settings.md and compose/.env.example list them."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        elif default is None:
+            default = ""
+        rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
+    return rows
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -26,7 +47,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is None:  # unset: the process takes the default
             continue
         if isinstance(value, DbDsn):
-            value = value.to_url()
+            value = dsn_url(value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, tuple):

@@ -13,7 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pymysql
 import pytest
@@ -129,7 +129,7 @@ def mariadb_server() -> Iterator[DbDsn]:
 
 def fresh_database(server: DbDsn) -> DbDsn:
     """Return a DSN of a database name nobody uses."""
-    return server.with_database(f"images_test_{uuid.uuid4().hex[:10]}")
+    return replace(server, database=f"images_test_{uuid.uuid4().hex[:10]}")
 
 
 def tansu_binary() -> str:

@@ -61,7 +61,7 @@ def database_user(dsn: DbDsn, pki: Pki, password: str) -> DbDsn:
 @pytest.fixture(scope="module")
 def encrypted(tls_db: tuple[DbDsn, Pki], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     dsn, pki = tls_db
-    dsn = database_user(dsn.with_database(f"images_encrypted_{uuid.uuid4().hex[:8]}"), pki, SECRETS["db"])
+    dsn = database_user(replace(dsn, database=f"images_encrypted_{uuid.uuid4().hex[:8]}"), pki, SECRETS["db"])
     broker_port, proxy_port = services.free_port(), services.free_port()
     broker = services.Tansu(broker_port, proxy_port)  # clients are told the proxy's address
     terminating = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -139,9 +139,9 @@ def test_a_reference_id_or_image_id_longer_than_its_column_is_a_validation_error
 
 def test_a_replay_announces_the_current_state_as_a_confirm_of_it_would() -> None:
     from core.confirm import IMAGE_CHANGED, IMAGES_CHANGED, IMAGES_DELETED, plan_replay
-    from core.references import DEFAULT_REFERENCE_DATA
+    from tests.fakes import REFERENCE_DATA
 
-    rules = DEFAULT_REFERENCE_DATA.rules
+    rules = REFERENCE_DATA.rules
     a, b = img("a", ImageStatus.CONFIRMED, ref="p"), img("b", ImageStatus.CONFIRMED, ref="p")
     many = plan_replay(rules["PRODUCT"], "p", [b, a])
     assert (many.event, [e.image_id for e in many.sequence], [e.seq_number for e in many.sequence]) == (

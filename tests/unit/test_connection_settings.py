@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_a_combination_that_cannot_work_stops_at_start_naming_the_variable(env: 
 def test_the_db_tls_settings_ride_on_the_dsn_every_pool_takes() -> None:
     s = Settings.from_env({"IMAGES_DB_TLS_CA": "/run/ca.pem", "IMAGES_DB_TLS_VERIFY_IDENTITY": "false"})
     assert s.db_dsn.tls is not None and (s.db_dsn.tls.ca, s.db_dsn.tls.verify_identity) == ("/run/ca.pem", False)
-    assert s.db_dsn.with_database("other").tls == s.db_dsn.tls
+    assert replace(s.db_dsn, database="other").tls == s.db_dsn.tls
     assert Settings.from_env({}).db_dsn.tls is None
 
 

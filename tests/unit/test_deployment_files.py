@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.settings import Settings
+from tests.processes import documented_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -43,7 +43,7 @@ def test_compose_files_follow_the_compose_specification() -> None:
 def test_env_example_names_exactly_the_settings_the_code_reads() -> None:
     text = (ROOT / "compose" / ".env.example").read_text()
     named = set(re.findall(r"^#?\s*(IMAGES_[A-Z0-9_]+)=", text, flags=re.MULTILINE))
-    assert named == {name for name, _, _ in Settings.documented()}
+    assert named == {name for name, _, _ in documented_settings()}
 
 
 def test_every_process_command_in_compose_is_documented_in_the_operations_page() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from core import errors, idempotency, services
 from core.idempotency import Remember, StoredAnswer
-from core.references import DEFAULT_REFERENCE_DATA as DATA
+from tests.fakes import REFERENCE_DATA as DATA
 from tests.fakes import FakeUnitOfWork
 from tests.unit.test_services import BASE, T, ids, img, original, seeded
 

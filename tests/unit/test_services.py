@@ -10,8 +10,8 @@ import pytest
 from core import conversion, errors, operations, services
 from core.images import Image, ImageStatus
 from core.ports import Conversion, StorageRecord
-from core.references import DEFAULT_REFERENCE_DATA as DATA
 from core.upload_rules import StoredOriginal
+from tests.fakes import REFERENCE_DATA as DATA
 from tests.fakes import FakeState, FakeUnitOfWork
 
 T = datetime(2025, 1, 20, 10, 0, tzinfo=UTC)

@@ -7,6 +7,7 @@ import pytest
 from core.dsn import parse_dsn
 from core.settings import Settings, SettingsError
 from core.storage import StorageUrl, parse_storage_url
+from tests.processes import documented_settings, dsn_url
 
 
 def test_defaults_suit_a_local_run() -> None:
@@ -71,7 +72,7 @@ def test_dsn_renders_without_its_password() -> None:
 
 
 def test_every_setting_is_documented_with_a_variable_name() -> None:
-    names = [row[0] for row in Settings.documented()]
+    names = [row[0] for row in documented_settings()]
     assert all(n.startswith("IMAGES_") for n in names)
     assert len(names) == len(set(names))
 
@@ -80,7 +81,7 @@ def test_the_settings_page_lists_every_setting_and_the_readme_only_real_ones() -
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    documented = {name for name, _, _ in Settings.documented()}
+    documented = {name for name, _, _ in documented_settings()}
     table = re.findall(r"^\| `(IMAGES_[A-Z0-9_]+)`", (root / "docs" / "settings.md").read_text(), flags=re.MULTILINE)
     assert sorted(table) == sorted(documented)
     most_used = re.findall(r"^\| `(IMAGES_[A-Z0-9_]+)`", (root / "README.md").read_text(), flags=re.MULTILINE)
@@ -90,7 +91,7 @@ def test_the_settings_page_lists_every_setting_and_the_readme_only_real_ones() -
 def test_dsn_takes_a_unix_socket_and_renders_back() -> None:
     dsn = parse_dsn("mysql://app:p%40ss@db:3307/imgs?unix_socket=/run/mysqld/mysqld.sock")
     assert dsn.unix_socket == "/run/mysqld/mysqld.sock"
-    assert parse_dsn(dsn.to_url()) == dsn
+    assert parse_dsn(dsn_url(dsn)) == dsn
 
 
 def test_dsn_refuses_unknown_options() -> None:

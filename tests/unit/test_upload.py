@@ -15,10 +15,10 @@ import pytest
 from core import errors, upload_rules
 from core.images import ImageStatus
 from core.ports import Conversion, FileFacts, Undecodable
-from core.references import DEFAULT_REFERENCE_DATA as REFERENCES
 from core.settings import Settings
 from core.upload import IncomingFile, UploadForm, UploadPorts, upload
 from core.variants import VariantFile, parse_widths
+from tests.fakes import REFERENCE_DATA as REFERENCES
 from tests.fakes import FakeStore, FakeUnitOfWork
 
 T = TypeVar("T")

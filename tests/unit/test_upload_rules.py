@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core import errors, fields, upload_rules
-from core.references import DEFAULT_REFERENCE_DATA as DATA
+from tests.fakes import REFERENCE_DATA as DATA
 
 
 @pytest.mark.parametrize(
