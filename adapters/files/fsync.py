@@ -49,7 +49,7 @@ def write_started(path: Path, data: bytes | memoryview, mode: int) -> int:
 
     Return the open descriptor, for `finish`. On failure the file is closed and removed.
     """
-    fd = _written(path, data, mode)
+    fd = written(path, data, mode)
     start_writeback(fd)
     return fd
 
@@ -84,10 +84,12 @@ def finish(path: Path, fd: int) -> None:
 
 def write_fsynced(path: Path, data: bytes | memoryview, mode: int) -> None:
     """Write `data` as the whole file at `path` and fsync it; remove it on failure."""
-    finish(path, _written(path, data, mode))
+    finish(path, written(path, data, mode))
 
 
-def _written(path: Path, data: bytes | memoryview, mode: int) -> int:
+def written(path: Path, data: bytes | memoryview, mode: int) -> int:
+    """Create `path` (with `mode`'s extra flags), write all of `data` and return the open descriptor;
+    on failure close it and remove the file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o644)
     try:
         view = memoryview(data)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from adapters.files import fsync as durable
 from core.ports import Spooled
 
 SPOOL_AFTER = 2 * 1024 * 1024
@@ -80,19 +81,12 @@ def spill(directory: Path, data: bytes) -> str:
     way of handing bytes to its helper process (writer_process.py). A failed write leaves nothing.
     """
     path = directory / f"{uuid.uuid4().hex}.part"
+    flags = os.O_EXCL | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = durable.written(path, data, flags)
     except FileNotFoundError:  # the first spill, or the directory was removed under us
         directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
+        fd = durable.written(path, data, flags)
     os.close(fd)
     return str(path)
 
