@@ -13,12 +13,14 @@ import structlog
 from mode import Service
 
 from adapters.db import mariadb
+from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
 from adapters.images.codec import configure_pillow
 from adapters.images.process_pool import ConverterPool
 from adapters.kafka.security import faust_credentials
 from adapters.retry import until_available
 from adapters.storage import open_storage
+from adapters.upload_ports import upload_ports
 from core import conversion
 from core.events import IMAGE_UPLOADED_TOPIC, UPLOAD_REQUESTED_TOPIC
 from core.settings import Settings
@@ -55,6 +57,7 @@ class Runtime:
             references=references,
             storage=storage,
             converter=ConverterPool(settings),
+            uploads=upload_ports(settings, storage, lambda: MariaDbUnitOfWork(pool)),
         )
         self.ready.set()
         log.info("worker_resources_ready", concurrency=settings.effective_worker_concurrency, store=storage.name)

@@ -12,7 +12,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -27,7 +27,6 @@ from adapters.images.codec import ConversionFailed, convert_stored
 from adapters.images.process_pool import ConverterPool
 from adapters.retry import is_transient, until_available
 from adapters.storage import is_unavailable
-from adapters.upload_ports import upload_ports
 from core import conversion, errors, messages, upload_rules
 from core.events import IMAGE_UPLOADED, Envelope, EnvelopeError
 from core.ports import Conversion, Storage, StoreUnavailable
@@ -41,17 +40,14 @@ T = TypeVar("T")
 
 @dataclass
 class Resources:
-    """What the handlers share in one worker process; built by the worker's startup hook."""
+    """What the handlers share in one worker process; built by the worker's composition root (workers/app.py)."""
 
     settings: Settings
     pool: aiomysql.Pool
     references: ReferenceCache
     storage: Storage
     converter: ConverterPool
-    uploads: UploadPorts = field(init=False)  # an upload command's: its own transaction, the storage's blobs
-
-    def __post_init__(self) -> None:
-        self.uploads = upload_ports(self.settings, self.storage, lambda: MariaDbUnitOfWork(self.pool))
+    uploads: UploadPorts  # an upload command's: its own transaction, the storage's original files
 
 
 def poison_id(topic: str, raw: bytes | None) -> str:

@@ -8,11 +8,14 @@ import aiomysql
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
 from adapters.files.local import LocalStorage
 from adapters.images.process_pool import ConverterPool
+from adapters.upload_ports import upload_ports
 from api.app import create_app
 from api.server import ApiRunner
+from core.ports import Storage
 from core.settings import Settings
 from workers import handlers
 
@@ -52,11 +55,19 @@ async def fetch_all(pool: aiomysql.Pool, sql: str, *args: object) -> list[tuple]
         return list(await cur.fetchall())
 
 
+def worker_resources(
+    settings: Settings, pool: aiomysql.Pool, cache: ReferenceCache, storage: Storage, converter: ConverterPool
+) -> handlers.Resources:
+    """A worker's resources, composed as workers/app.py composes them."""
+    uploads = upload_ports(settings, storage, lambda: MariaDbUnitOfWork(pool))
+    return handlers.Resources(settings, pool, cache, storage, converter, uploads)
+
+
 @pytest.fixture
 async def resources(settings: Settings, pool: aiomysql.Pool) -> AsyncIterator[handlers.Resources]:
     """What a worker's handlers share, on the test database, with one conversion process."""
     cache = ReferenceCache(pool)
     await cache.reload()
     converter = ConverterPool(settings, processes=1)
-    yield handlers.Resources(settings, pool, cache, LocalStorage(settings.upload_dir), converter)
+    yield worker_resources(settings, pool, cache, LocalStorage(settings.upload_dir), converter)
     converter.shutdown()

@@ -21,7 +21,7 @@ from adapters.files.local import LocalStorage
 from adapters.images.process_pool import ConversionOutOfMemory, ConversionTimedOut, ConverterPool
 from core.settings import Settings
 from tests import images
-from tests.integration.conftest import fetch_all
+from tests.integration.conftest import fetch_all, worker_resources
 from tests.integration.test_workers import upload
 from workers import handlers
 
@@ -59,7 +59,7 @@ async def test_an_image_too_big_for_the_ceiling_ends_failed_with_the_reason(
     small = replace(settings, convert_memory_mb=160)
     converter = ConverterPool(small, processes=1)
     try:
-        res = handlers.Resources(small, pool, cache, LocalStorage(settings.upload_dir), converter)
+        res = worker_resources(small, pool, cache, LocalStorage(settings.upload_dir), converter)
         image_id, key, value = await upload(res, images.noisy_jpeg(6000, 4000))  # 24 MP: ~100 MB decoded
         assert await handlers.handle_uploaded(res, key, value) == "FAILED"
         ((reason,),) = await fetch_all(

@@ -29,7 +29,7 @@ from adapters.files.local import LocalStorage
 from adapters.images.process_pool import ConverterPool
 from core.settings import Settings
 from tests import images, services
-from tests.integration.conftest import ClientFactory, fetch_all
+from tests.integration.conftest import ClientFactory, fetch_all, worker_resources
 from tests.integration.test_workers import upload as upload_through_a_worker
 from workers import handlers
 
@@ -102,7 +102,7 @@ async def worker_on(settings: Settings, pool: aiomysql.Pool, small_disk: Path) -
     cache = ReferenceCache(pool)
     await cache.reload()
     converter = ConverterPool(on_disk, processes=1)
-    yield handlers.Resources(on_disk, pool, cache, LocalStorage(on_disk.upload_dir), converter)
+    yield worker_resources(on_disk, pool, cache, LocalStorage(on_disk.upload_dir), converter)
     converter.shutdown()
 
 

@@ -26,7 +26,7 @@ from adapters.s3.bucket import IMMUTABLE
 from adapters.storage import open_storage
 from core.settings import Settings
 from tests import images, services
-from tests.integration.conftest import ClientFactory, fetch_all
+from tests.integration.conftest import ClientFactory, fetch_all, worker_resources
 from tests.integration.test_uploads import form, post
 from tests.integration.test_workers import image_row, upload
 from tests.proxy import TcpProxy
@@ -74,7 +74,7 @@ async def s3_resources(s3_settings: Settings, pool: aiomysql.Pool) -> AsyncItera
     converter = ConverterPool(s3_settings, processes=1)
     try:
         async with open_storage(s3_settings) as storage:
-            yield handlers.Resources(s3_settings, pool, cache, storage, converter)
+            yield worker_resources(s3_settings, pool, cache, storage, converter)
     finally:
         converter.shutdown()
 
@@ -201,7 +201,7 @@ async def test_a_conversion_waits_out_an_outage_of_the_store_and_ends_ready(
     converter = ConverterPool(s3_settings, processes=1)
     try:
         async with open_storage(s3_settings) as storage:
-            res = handlers.Resources(s3_settings, pool, cache, storage, converter)
+            res = worker_resources(s3_settings, pool, cache, storage, converter)
             image_id, key, value = await upload(res, images.jpeg())
             await outage.cut()
             handling = asyncio.create_task(handlers.handle_uploaded(res, key, value))
