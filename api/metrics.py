@@ -76,8 +76,7 @@ async def render_metrics(pool: aiomysql.Pool) -> web.Response:
     state = await outbox_table.outbox_state(pool)
     for status in ("PENDING", "FAILED"):
         pending.labels(status=status).set(state.get(status, (0, None))[0])
-    oldest = state.get("PENDING", (0, None))[1]
-    age.set(0 if oldest is None else (datetime.now(UTC) - oldest.replace(tzinfo=UTC)).total_seconds())
+    age.set(outbox_table.age_s(state.get("PENDING", (0, None))[1], datetime.now(UTC)))
     # The database's state, then this process's own counters (above).
     response = web.Response(body=generate_latest(registry) + generate_latest(REGISTRY))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]

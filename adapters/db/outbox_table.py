@@ -92,15 +92,15 @@ async def unpublished(pool: aiomysql.Pool) -> list[tuple[str, str, int, datetime
     return [(topic, status, int(n), oldest) for topic, status, n, oldest in await _rows(pool, UNPUBLISHED)]
 
 
-def _age_s(oldest: datetime | None, now: datetime) -> float:
+def age_s(oldest: datetime | None, now: datetime) -> float:
+    """Seconds since `oldest` (a naive UTC DATETIME as MariaDB returns it); 0 when there is none."""
     return 0.0 if oldest is None else max((now - oldest.replace(tzinfo=UTC)).total_seconds(), 0.0)
 
 
 async def outbox_lag(pool: aiomysql.Pool) -> tuple[int, float]:
     """The relay's view: (pending rows, age in seconds of the oldest one)."""
-    pending = [(n, oldest) for _, status, n, oldest in await unpublished(pool) if status == "PENDING"]
-    oldest = min((o for _, o in pending if o is not None), default=None)
-    return sum(n for n, _ in pending), round(_age_s(oldest, datetime.now(UTC)), 3)
+    count, oldest = (await outbox_state(pool)).get("PENDING", (0, None))
+    return count, round(age_s(oldest, datetime.now(UTC)), 3)
 
 
 async def outbox_state(pool: aiomysql.Pool) -> dict[str, tuple[int, datetime | None]]:
@@ -108,7 +108,7 @@ async def outbox_state(pool: aiomysql.Pool) -> dict[str, tuple[int, datetime | N
     state: dict[str, tuple[int, datetime | None]] = {}
     for _, status, n, oldest in await unpublished(pool):
         count, first = state.get(status, (0, None))
-        state[status] = (count + n, oldest if first is None or (oldest is not None and oldest < first) else first)
+        state[status] = (count + n, min((o for o in (first, oldest) if o is not None), default=None))
     return state
 
 

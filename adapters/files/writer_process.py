@@ -131,25 +131,23 @@ class FileWriterProcess:
     async def create_many(self, files: Sequence[tuple[str, Content]]) -> Outcome:
         """Create these files durably in the helper; return each file's error (None: made)."""
         outcome: Outcome = [None] * len(files)
-        paths: list[str | None] = []
+        handed: list[tuple[int, str]] = []  # (index, path) of each file the helper moves into place
         spilled: list[str] = []  # written here: removed unless moved into place
         for n, (_, data) in enumerate(files):
             if isinstance(data, Spooled):
-                paths.append(data.path)
+                handed.append((n, data.path))
                 continue
             try:
                 path = spool.spill(self._spool_dir, data)
             except OSError as exc:  # ENOSPC, say: that file's error
                 outcome[n] = exc
-                paths.append(None)
                 continue
-            paths.append(path)
+            handed.append((n, path))
             spilled.append(path)
-        handed = [n for n, path in enumerate(paths) if path is not None]
         try:
             if handed:
-                answered = await self._hand_over([files[n][0] for n in handed], [paths[n] for n in handed])
-                for n, error in zip(handed, answered, strict=True):
+                answered = await self._hand_over([files[n][0] for n, _ in handed], [path for _, path in handed])
+                for (n, _), error in zip(handed, answered, strict=True):
                     outcome[n] = error
         finally:
             # Moved into place: gone from the spool already. Not moved (an error, the helper died): removed.
@@ -158,7 +156,7 @@ class FileWriterProcess:
                     os.unlink(path)
         return outcome
 
-    async def _hand_over(self, keys: list[str], paths: list[str | None]) -> Outcome:
+    async def _hand_over(self, keys: list[str], paths: list[str]) -> Outcome:
         helper = self._helper
         if helper is None or not helper.alive:
             helper = await self._running()
