@@ -17,24 +17,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import io
 import json
-import multiprocessing
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from harness import RESULTS, bench_environment, logs, start, summary_ms, wait_port, with_api_port, write_results
 from photos import package_photos, wallpaper_photos
-from PIL import Image, ImageOps
+from raw_pillow import raw_loop
 
 from adapters.db import mariadb
 from adapters.db.mariadb import MariaDbUnitOfWork
 from adapters.db.reference_cache import ReferenceCache
 from adapters.ids import new_id
-from adapters.images.process_pool import prepare_process
 from adapters.storage import open_storage
 from adapters.upload_ports import upload_ports
 from core.settings import Settings
@@ -46,38 +41,6 @@ from tests.processes import Process
 
 FULL_ONLY, WITH_VARIANTS = "CATEGORY", "PRODUCT"
 BENCH_WIDTHS = f"{FULL_ONLY}=;{WITH_VARIANTS}=320,640,1280"
-
-
-def raw_convert(data: bytes, widths: tuple[int, ...] = ()) -> int:
-    with Image.open(io.BytesIO(data)) as img:
-        out = io.BytesIO()
-        turned = ImageOps.exif_transpose(img)
-        turned.save(out, "WEBP", quality=80, method=4)
-        total = out.tell()
-        for width in (w for w in widths if w < turned.width):
-            size = (width, max(1, round(turned.height * width / turned.width)))
-            out = io.BytesIO()
-            turned.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0).save(out, "WEBP", quality=80, method=4)
-            total += out.tell()
-        return total
-
-
-def raw_loop(photos: list[bytes], processes: int, *, tuned: bool = False, widths: tuple[int, ...] = ()) -> float:
-    """Images/s of a process pool mapping raw_convert over the photos.
-
-    Fresh processes (forkserver), as the worker's pool has: a forked child would inherit this
-    process's heap, already grown by generating the photos, and convert ~5-10% faster than any
-    fresh process does. `tuned` gives the processes the worker's memory settings
-    (converter.prepare_process), to show what the pipeline itself costs.
-    """
-    initializer, initargs = (prepare_process, (Settings().max_image_pixels,)) if tuned else (None, ())
-    context = multiprocessing.get_context("forkserver")
-    convert = functools.partial(raw_convert, widths=widths)
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=initializer, initargs=initargs) as pool:
-        list(pool.map(convert, photos[:processes]))  # warm the processes
-        began = time.perf_counter()
-        list(pool.map(convert, photos))
-        return len(photos) / (time.perf_counter() - began)
 
 
 async def pipeline(
