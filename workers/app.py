@@ -169,19 +169,20 @@ async def measure_lag(app: faust.App) -> None:
 def _add_schedules(app: faust.App, runtime: Runtime) -> None:
     """CONTRACT 6 / guide 11.1. on_leader: one worker of the fleet runs each; all are idempotent."""
 
-    def scheduled(sweep: sweeps.Sweep) -> Callable[[], Awaitable[None]]:
+    def scheduled(name: str, sweep: sweeps.Sweep) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             res = await runtime.get()
             await sweep.run(res.pool, res.storage, None, None)
 
+        run.__name__ = run.__qualname__ = f"sweep_{name}"  # what Faust's timer logs name it by
         return run
 
-    for sweep in sweeps.SWEEPS.values():
+    for name, sweep in sweeps.SWEEPS.items():
         if sweep.crontab is not None:
-            app.crontab(sweep.crontab, on_leader=True)(scheduled(sweep))
+            app.crontab(sweep.crontab, on_leader=True)(scheduled(name, sweep))
         else:
             assert sweep.every_s is not None
-            app.timer(sweep.every_s, on_leader=True)(scheduled(sweep))
+            app.timer(sweep.every_s, on_leader=True)(scheduled(name, sweep))
 
     async def reload_references() -> None:
         await (await runtime.get()).references.reload()
